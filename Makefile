@@ -1,0 +1,23 @@
+# ws4redis: `make demo` starts the demo, `make test` runs the whole suite. Both create .venv themselves.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+
+.PHONY: demo test venv clean
+
+$(VENV)/.installed: setup.py requirements-test.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[uwsgi,wsproto,hiredis]' -r requirements-test.txt
+	touch $@
+
+venv: $(VENV)/.installed
+
+demo: venv
+	$(PY) examples/chatserver/run_demo.py
+
+test: venv
+	$(PY) -m pytest
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info

@@ -1,0 +1,38 @@
+"""Packaging for ws4redis. ``pip install -e .``; uWSGI comes with the ``uwsgi`` extra."""
+
+from setuptools import find_packages, setup
+
+setup(
+    name="ws4redis",
+    version="1.0.0.dev0",
+    description="Real-time websockets for Django on uWSGI and gevent, with Redis pub/sub as the broker",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    license="MIT",
+    python_requires=">=3.10",
+    packages=find_packages(include=["ws4redis", "ws4redis.*"]),
+    include_package_data=True,
+    package_data={"ws4redis": ["py.typed", "static/ws4redis/*", "templates/ws4redis/*"]},
+    install_requires=[
+        "django>=4.2",
+        "redis>=5.0",
+        "gevent>=24.2",
+        "prometheus-client>=0.17",
+    ],
+    extras_require={
+        "uwsgi": ["uwsgi>=2.0.20"],
+        "wsproto": ["wsproto>=1.2"],
+        "hiredis": ["hiredis>=2.0"],
+    },
+    classifiers=[
+        "Framework :: Django",
+        "Framework :: Django :: 4.2",
+        "Framework :: Django :: 5.2",
+        "Framework :: Django :: 6.0",
+        "Programming Language :: Python :: 3.10",
+        "Programming Language :: Python :: 3.11",
+        "Programming Language :: Python :: 3.12",
+        "Programming Language :: Python :: 3.13",
+        "Topic :: Internet :: WWW/HTTP",
+    ],
+)

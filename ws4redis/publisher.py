@@ -1,0 +1,72 @@
+"""``RedisPublisher``: publish from any Django code (a view, a Celery task, a management command).
+
+No per-connection code is needed: a publish goes to Redis, every worker's hub receives it once, and each hub hands it
+to the local sockets of that channel.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import redis
+
+from ws4redis import settings
+from ws4redis.audience import MEMBEROF_KEY, channel_names, self_session, self_user
+from ws4redis.redis_store import RedisMessage, RedisStore, publish_pipeline
+
+__all__ = ["RedisPublisher"]
+
+
+class RedisPublisher(RedisStore):
+    """Publishes to the channels of one facility for the audiences given at construction.
+
+    ``RedisPublisher(facility='foo', broadcast=True, users=['ann', SELF], groups=[...], sessions=[...], request=req)``;
+    ``SELF`` means the user, groups or session of ``request``. One ``publish_message`` to several audiences is one
+    Redis round trip.
+    """
+
+    def __init__(self, connection: redis.Redis | None = None, **kwargs: Any) -> None:
+        super().__init__(connection)
+        self._publishers = self._get_message_channels(**kwargs)
+
+    @property
+    def channels(self) -> list[str]:
+        """The channel names this publisher publishes on."""
+        return list(self._publishers)
+
+    def fetch_message(self, request: Any, facility: str, audience: str = "any") -> bytes | None:
+        """The kept last message of ``facility`` for ``request``: session, then user, then group, then broadcast.
+
+        ``audience`` restricts the lookup to one of ``session``, ``user``, ``group``, ``broadcast``.
+        """
+        prefix = settings.get("WS4REDIS_PREFIX")
+        candidates: list[str] = []
+        if audience in ("session", "any"):
+            candidates += channel_names(prefix=prefix, facility=facility, sessions=self_session(request))
+        if audience in ("user", "any"):
+            candidates += channel_names(prefix=prefix, facility=facility, users=self_user(request))
+        if audience in ("group", "any") and self_user(request):
+            session = getattr(request, "session", None)
+            groups = list(session.get(MEMBEROF_KEY, [])) if session is not None else []
+            candidates += channel_names(prefix=prefix, facility=facility, groups=groups)
+        if audience in ("broadcast", "any"):
+            candidates += channel_names(prefix=prefix, facility=facility, broadcast=True)
+        if not candidates:
+            return None
+        for value in self._connection.mget(candidates):
+            if value:
+                return bytes(value)
+        return None
+
+    def pipeline_publish_message(self, message: str | bytes, pipeline: Any = None, expire: int | None = None) -> Any:
+        """Queue this publish on ``pipeline`` (a redis-py pipeline; a new one if ``None``) without executing it.
+
+        Lets a caller batch several publishers, or a publish with its own writes, into one round trip.
+        Returns the pipeline; the caller executes it.
+        """
+        pipe = pipeline if pipeline is not None else self._connection.pipeline(transaction=False)
+        wrapped = message if isinstance(message, RedisMessage) else RedisMessage(message)
+        if wrapped is not None:
+            expire = self._expire if expire is None else int(expire)
+            publish_pipeline(pipe, list(self._publishers), bytes(wrapped), expire)
+        return pipe

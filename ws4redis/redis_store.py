@@ -1,0 +1,150 @@
+"""``RedisMessage``, ``SELF`` and ``RedisStore``: the original's public names, and the process's Redis pool.
+
+The pool is created on first use in each process (never at import, never inherited across a fork: redis-py's pool
+checks its pid), and retries with jittered exponential backoff come from redis-py itself.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from typing import Any
+
+import redis
+from redis.backoff import ExponentialWithJitterBackoff
+from redis.retry import Retry
+
+from ws4redis import settings
+from ws4redis.audience import SELF, channel_names, prefix_of
+
+__all__ = ["SELF", "RedisMessage", "RedisStore", "get_connection", "publish_pipeline"]
+
+logger = logging.getLogger(__name__)
+
+_pool_lock = threading.Lock()
+_pool: tuple[int, redis.ConnectionPool] | None = None
+
+
+def redis_kwargs() -> dict[str, Any]:
+    """Connection arguments for every ws4redis connection: the setting plus retries and health checks."""
+    kwargs = settings.connection_kwargs()
+    kwargs.setdefault("retry", Retry(ExponentialWithJitterBackoff(base=0.05, cap=2.0), 3))
+    kwargs.setdefault("retry_on_error", [redis.ConnectionError, redis.TimeoutError])
+    kwargs.setdefault("socket_connect_timeout", 5)
+    return kwargs
+
+
+def get_connection() -> redis.Redis:
+    """A client on this process's pool (created lazily, recreated after a fork)."""
+    global _pool
+    with _pool_lock:
+        if _pool is None or _pool[0] != os.getpid():
+            kwargs = redis_kwargs()
+            pool_class = redis.BlockingConnectionPool
+            if "unix_socket_path" in kwargs:
+                kwargs["path"] = kwargs.pop("unix_socket_path")
+                kwargs["connection_class"] = redis.UnixDomainSocketConnection
+            elif kwargs.pop("ssl", False):
+                kwargs["connection_class"] = redis.SSLConnection
+            _pool = (
+                os.getpid(),
+                pool_class(max_connections=int(settings.get("WS4REDIS_POOL_SIZE")), timeout=20, **kwargs),
+            )
+        return redis.Redis(connection_pool=_pool[1])
+
+
+def reset_pool() -> None:
+    """Forget this process's pool (tests that restart Redis on a new port, and settings changes)."""
+    global _pool
+    with _pool_lock:
+        if _pool is not None:
+            _pool[1].disconnect()
+        _pool = None
+
+
+class RedisMessage(bytes):
+    """A message as bytes; ``str`` is encoded as UTF-8. The heartbeat string yields ``None`` (it is never published)."""
+
+    def __new__(cls, value: str | bytes | bytearray | memoryview | list[Any]) -> RedisMessage | None:  # type: ignore[misc]
+        if isinstance(value, list):  # a raw pub/sub reply, as the original accepted
+            if len(value) < 3 or value[0] not in (b"message", "message"):
+                return None
+            value = value[2]
+        if isinstance(value, str):
+            value = value.encode()
+        elif isinstance(value, (bytearray, memoryview)):
+            value = bytes(value)
+        elif not isinstance(value, bytes):
+            raise TypeError(f"RedisMessage takes str or bytes, not {type(value).__name__}")
+        heartbeat = settings.get("WS4REDIS_HEARTBEAT")
+        if heartbeat is not None and value == heartbeat.encode():
+            return None
+        return super().__new__(cls, value)
+
+
+def publish_pipeline(pipe: Any, channels: list[str], message: bytes, expire: int) -> None:
+    """Queue on ``pipe`` a PUBLISH to each channel and, when ``expire`` > 0, the kept last message."""
+    for channel in channels:
+        pipe.publish(channel, message)
+        if expire > 0:
+            pipe.set(channel, message, ex=expire)
+
+
+class RedisStore:
+    """The original's base of publisher and subscriber: a set of channels to publish on, and one connection."""
+
+    def __init__(self, connection: redis.Redis | None = None) -> None:
+        self._connection = connection if connection is not None else get_connection()
+        self._publishers: set[str] | list[str] = []
+
+    @property
+    def _expire(self) -> int:
+        return int(settings.get("WS4REDIS_EXPIRE") or 0)
+
+    @staticmethod
+    def get_prefix() -> str:
+        return prefix_of(settings.get("WS4REDIS_PREFIX"))
+
+    def _get_message_channels(
+        self,
+        request: Any = None,
+        facility: str = "{facility}",
+        broadcast: bool = False,
+        groups: Any = (),
+        users: Any = (),
+        sessions: Any = (),
+    ) -> list[str]:
+        return channel_names(
+            prefix=settings.get("WS4REDIS_PREFIX"),
+            facility=facility,
+            request=request,
+            broadcast=broadcast,
+            groups=groups,
+            users=users,
+            sessions=sessions,
+        )
+
+    def publish_message(self, message: str | bytes | None, expire: int | None = None) -> int:
+        """Publish ``message`` to every channel of this store in one round trip; returns how many sockets' processes got it.
+
+        ``str`` and ``bytes`` are accepted (the original refused ``str`` although its docs showed one). The heartbeat
+        string, which ``RedisMessage`` turns into ``None``, publishes nothing.
+        """
+        if message is None:
+            return 0
+        if not isinstance(message, RedisMessage):
+            wrapped = RedisMessage(message)
+            if wrapped is None:
+                return 0
+            message = wrapped
+        channels = list(self._publishers)
+        if not channels:
+            return 0
+        expire = self._expire if expire is None else int(expire)
+        pipe = self._connection.pipeline(transaction=False)
+        publish_pipeline(pipe, channels, bytes(message), expire)
+        results = pipe.execute()
+        step = 2 if expire > 0 else 1
+        return sum(int(r) for r in results[::step])
+

@@ -1,0 +1,105 @@
+"""Every ws4redis setting with its default, read lazily from ``django.conf.settings``.
+
+The original read settings once at import, so ``override_settings`` had no effect. Here each read goes to
+``django.conf.settings``; ``ws4redis.settings.WS4REDIS_EXPIRE`` (the original's module attribute) still works
+through the module ``__getattr__``. Dotted-path hooks are resolved with ``import_string`` and a bad path raises
+``ImproperlyConfigured`` instead of being swallowed.
+
+See ``docs/settings.md`` for what each setting means.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from django.conf import settings as django_settings
+from django.core.exceptions import ImproperlyConfigured
+from django.utils.module_loading import import_string
+
+__all__ = ["DEFAULTS", "connection_kwargs", "get", "hook"]
+
+DEFAULTS: dict[str, Any] = {
+    "WEBSOCKET_URL": "/ws/",
+    "WS4REDIS_CONNECTION": {"host": "localhost", "port": 6379, "db": 0, "password": None},
+    "WS4REDIS_EXPIRE": 3600,
+    "WS4REDIS_PREFIX": None,
+    "WS4REDIS_SUBSCRIBER": "ws4redis.subscriber.RedisSubscriber",
+    "WS4REDIS_HEARTBEAT": None,
+    "WS4REDIS_ALLOWED_CHANNELS": None,
+    "WS4REDIS_PROCESS_REQUEST": None,
+    # New in ws4redis.
+    "WS4REDIS_ALLOWED_ORIGINS": None,  # None: the hosts of ALLOWED_HOSTS; or a list of origins, "*" for any
+    "WS4REDIS_POLICY": "strict",  # or "permissive": the original's rules for anonymous clients
+    "WS4REDIS_MAX_FACILITY_LENGTH": 100,
+    "WS4REDIS_MAX_MESSAGE_SIZE": 64 * 1024,  # bytes a client may send in one message
+    "WS4REDIS_QUEUE_BYTES": 1024 * 1024,  # bytes queued for one slow socket before the slow-consumer policy applies
+    "WS4REDIS_POOL_SIZE": 32,  # Redis connections a process keeps for publishing
+    "WS4REDIS_SUBSCRIBE_TIMEOUT": 5.0,  # seconds to wait for Redis to confirm a subscription before refusing
+    "WS4REDIS_WAKE_INTERVAL": 10.0,  # seconds between idle wake-ups (lets uWSGI send its pings)
+}
+
+
+def get(name: str) -> Any:
+    """The current value of a setting, or its default."""
+    try:
+        default = DEFAULTS[name]
+    except KeyError:
+        raise AttributeError(f"ws4redis has no setting {name!r}") from None
+    return getattr(django_settings, name, default)
+
+
+def hook(name: str) -> Callable[..., Any] | None:
+    """A callable setting given as a callable or a dotted path; ``None`` when unset.
+
+    A path that does not import raises ``ImproperlyConfigured`` naming the setting, so a typo fails at the first
+    connection instead of silently disabling the hook (the original's behaviour).
+    """
+    value = get(name)
+    if value is None or callable(value):
+        return value
+    try:
+        return import_string(value)  # type: ignore[no-any-return]
+    except ImportError as exc:
+        raise ImproperlyConfigured(f"{name} = {value!r} does not import: {exc}") from exc
+
+
+def connection_kwargs() -> dict[str, Any]:
+    """``WS4REDIS_CONNECTION`` normalised to redis-py keyword arguments.
+
+    Accepts the original's dict (``unix_socket_path`` and ``ssl`` included) or a ``redis://``, ``rediss://`` or
+    ``unix://`` URL. Normalising here keeps every caller on one shape.
+    """
+    value = get("WS4REDIS_CONNECTION")
+    if isinstance(value, dict):
+        return {key: val for key, val in value.items() if val is not None or key == "password"}
+    if not isinstance(value, str):
+        raise ImproperlyConfigured("WS4REDIS_CONNECTION must be a dict of redis-py arguments or a redis:// URL")
+    parts = urlsplit(value)
+    query = {key: vals[-1] for key, vals in parse_qs(parts.query).items()}
+    kwargs: dict[str, Any] = {}
+    if parts.scheme == "unix":
+        kwargs["unix_socket_path"] = unquote(parts.path)
+    elif parts.scheme in ("redis", "rediss"):
+        kwargs["host"] = parts.hostname or "localhost"
+        kwargs["port"] = parts.port or 6379
+        if parts.scheme == "rediss":
+            kwargs["ssl"] = True
+        if parts.path.strip("/"):
+            kwargs["db"] = int(parts.path.strip("/"))
+    else:
+        raise ImproperlyConfigured(f"WS4REDIS_CONNECTION: unsupported URL scheme {parts.scheme!r}")
+    if parts.username:
+        kwargs["username"] = unquote(parts.username)
+    if parts.password:
+        kwargs["password"] = unquote(parts.password)
+    if "db" in query:
+        kwargs["db"] = int(query["db"])
+    return kwargs
+
+
+def __getattr__(name: str) -> Any:
+    """``ws4redis.settings.WS4REDIS_EXPIRE`` and friends, as the original module offered, read on each access."""
+    if name in DEFAULTS:
+        return get(name)
+    raise AttributeError(f"module 'ws4redis.settings' has no attribute {name!r}")

@@ -1,0 +1,36 @@
+"""Websocket transports: one small interface, one implementation per server.
+
+``Transport`` is all the connection loop knows about a socket, so the loop and the hub run unchanged under uWSGI
+and under any other server. No RFC 6455 framing is written here: uWSGI or wsproto does it.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+__all__ = ["Transport"]
+
+
+class Transport(Protocol):
+    """One websocket, before and after the upgrade."""
+
+    #: Whether ``close`` can send a close code (uWSGI's API cannot; ws4redis.v2 clients then get a control message).
+    sends_close_codes: bool
+
+    def accept(self, subprotocol: str | None) -> None:
+        """Complete the upgrade (101), naming ``subprotocol`` when one was chosen."""
+
+    def fileno(self) -> int:
+        """The socket's file descriptor, watched for readability by the connection loop."""
+
+    def receive_nowait(self) -> bytes | None:
+        """One received message, or ``None`` when nothing is buffered; raises ``ConnectionClosed`` when the peer left.
+
+        Control frames (ping, pong, close) are handled inside; only data messages come out.
+        """
+
+    def send(self, data: bytes, *, text: bool) -> None:
+        """Send one message as a text or binary frame; raises ``ConnectionClosed`` when the peer left."""
+
+    def close(self, code: int, reason: str = "") -> None:
+        """End the websocket, with ``code`` where the transport can send one. Never raises."""
