@@ -27,7 +27,20 @@ def redis_server() -> Iterator[RedisServer]:
 def _clean_redis(request: pytest.FixtureRequest) -> None:
     """Every test that uses Redis starts with no kept messages."""
     if "redis_server" in request.fixturenames:
-        request.getfixturevalue("redis_server").client().flushall()
+        client = request.getfixturevalue("redis_server").client()
+        client.flushall()
+        client.close()
+
+
+_open_sockets: list[websocket.WebSocket] = []
+
+
+@pytest.fixture(autouse=True)
+def _close_websockets() -> Iterator[None]:
+    """Close every websocket a test opened, whatever the test did."""
+    yield
+    while _open_sockets:
+        _open_sockets.pop().close()
 
 
 @pytest.fixture(scope="session")
@@ -97,7 +110,9 @@ def connect(server: UwsgiServer, path: str, *, cookie: str | None = None, origin
         kwargs["origin"] = origin
     if subprotocols:
         kwargs["subprotocols"] = subprotocols
-    return websocket.create_connection(f"ws://127.0.0.1:{server.port}{path}", **kwargs)
+    ws = websocket.create_connection(f"ws://127.0.0.1:{server.port}{path}", **kwargs)
+    _open_sockets.append(ws)
+    return ws
 
 
 def refused_status(server: UwsgiServer, path: str, **kwargs: Any) -> int:
