@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import os
 import random
+import socket
 from collections.abc import Iterable
 from typing import Any, Protocol
 
@@ -172,6 +173,8 @@ class Hub:
         kwargs = redis_kwargs()
         kwargs["retry"] = Retry(NoBackoff(), 0)  # reconnects are the hub's job: it must know about them
         kwargs["socket_keepalive"] = True
+        # Named, so an operator's CLIENT LIST shows which worker holds which pub/sub link.
+        kwargs["client_name"] = f"ws4redis-hub:{socket.gethostname()}:{os.getpid()}"
         client = redis.Redis(**kwargs)
         pubsub = client.pubsub()
         # Subscribed at all times (to the control channel at least), so redis-py never reads from the socket
