@@ -25,7 +25,9 @@ StartResponse = Callable[..., Any]
 TransportFactory = Callable[[dict[str, Any], Handshake], Transport]
 
 
-def refuse(start_response: StartResponse, status: int, reason: str, detail: str, headers: list[tuple[str, str]]) -> list[bytes]:
+def refuse(
+    start_response: StartResponse, status: int, reason: str, detail: str, headers: list[tuple[str, str]]
+) -> list[bytes]:
     """Answer a websocket request with an HTTP error and a one-line explanation."""
     metrics.REFUSED.labels(str(status)).inc()
     body = (detail + "\n").encode()
@@ -53,6 +55,7 @@ class WebsocketApplication:
             connection.open()
         except HubUnavailable as exc:
             logger.error("ws4redis: %s", exc)
-            return refuse(start_response, 503, "Service Unavailable", "message broker unavailable", [("Retry-After", "5")])
+            retry = [("Retry-After", "5")]
+            return refuse(start_response, 503, "Service Unavailable", "message broker unavailable", retry)
         connection.run()
         return []

@@ -92,7 +92,10 @@ def validate_facility(name: str, *, max_length: int) -> str:
 
 
 def parse_flags(facility: str, query_string: str) -> Subscription:
-    """The subscription a query string asks for (``?subscribe-user&publish-broadcast&echo``); unknown flags are ignored."""
+    """The subscription a query string asks for (``?subscribe-user&publish-broadcast&echo``).
+
+    Unknown flags are ignored, as the original did.
+    """
     subscribe: set[str] = set()
     publish: set[str] = set()
     echo = False

@@ -82,7 +82,7 @@ def check_upgrade(environ: dict[str, Any]) -> str:
         raise BadHandshake("the Connection header must contain 'Upgrade'")
     if environ.get("HTTP_SEC_WEBSOCKET_VERSION", "").strip() != "13":
         raise UnsupportedVersion("only websocket version 13 (RFC 6455) is supported")
-    key = environ.get("HTTP_SEC_WEBSOCKET_KEY", "").strip()
+    key = str(environ.get("HTTP_SEC_WEBSOCKET_KEY", "")).strip()
     try:
         if len(base64.b64decode(key, validate=True)) != 16:
             raise ValueError
@@ -159,7 +159,7 @@ def _run_middleware(request: HttpRequest) -> HttpRequest:
 
 def build_request(environ: dict[str, Any]) -> HttpRequest:
     """A Django request with ``session`` and ``user`` set by the project's middleware or its hook."""
-    request = WSGIRequest(environ)
+    request: HttpRequest = WSGIRequest(environ)
     process = settings.hook("WS4REDIS_PROCESS_REQUEST")
     if process is not None:
         process(request)

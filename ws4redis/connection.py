@@ -104,7 +104,8 @@ class Connection:
         try:
             self.transport.accept(self.handshake.subprotocol)
             metrics.CONNECTIONS.inc()
-            logger.info("ws4redis: websocket open for %s on %s", self.handshake.label, self.handshake.subscription.facility)
+            facility = self.handshake.subscription.facility
+            logger.info("ws4redis: websocket open for %s on %s", self.handshake.label, facility)
             watcher = gevent.get_hub().loop.io(self.transport.fileno(), 1)
             watcher.start(self._wake.set)
             self._send_kept()
@@ -156,7 +157,9 @@ class Connection:
                 return
             if len(data) > self._max_message:
                 metrics.DROPPED.labels("message_too_big").inc()
-                logger.warning("ws4redis: %s sent %d bytes, limit %d", self.handshake.label, len(data), self._max_message)
+                logger.warning(
+                    "ws4redis: %s sent %d bytes, limit %d", self.handshake.label, len(data), self._max_message
+                )
                 raise ConnectionClosed(CloseCode.MESSAGE_TOO_BIG, "message too big")
             incoming = self.protocol.incoming(data)
             if incoming.reply is not None:

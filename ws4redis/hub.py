@@ -46,7 +46,7 @@ class HubUnavailable(Ws4RedisError):
 class Delivery:
     """One message from Redis, shared by every socket it goes to, so per-message work is done once, not per socket."""
 
-    __slots__ = ("channel", "data", "text", "cache")
+    __slots__ = ("cache", "channel", "data", "text")
 
     def __init__(self, channel: str, data: bytes, text: bool) -> None:
         self.channel = channel
@@ -176,7 +176,7 @@ class Hub:
         # Named, so an operator's CLIENT LIST shows which worker holds which pub/sub link.
         kwargs["client_name"] = f"ws4redis-hub:{socket.gethostname()}:{os.getpid()}"
         client = redis.Redis(**kwargs)
-        pubsub = client.pubsub()
+        pubsub = client.pubsub()  # type: ignore[no-untyped-call]
         # Subscribed at all times (to the control channel at least), so redis-py never reads from the socket
         # outside the reader greenlet to check health.
         channels = [self.control_channel, *self._listeners]

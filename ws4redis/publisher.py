@@ -53,9 +53,10 @@ class RedisPublisher(RedisStore):
             candidates += channel_names(prefix=prefix, facility=facility, broadcast=True)
         if not candidates:
             return None
-        for value in self._connection.mget(candidates):
+        values: list[bytes | None] = self._connection.mget(candidates)  # type: ignore[assignment]
+        for value in values:
             if value:
-                return bytes(value)
+                return value
         return None
 
     def pipeline_publish_message(self, message: str | bytes, pipeline: Any = None, expire: int | None = None) -> Any:

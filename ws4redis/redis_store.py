@@ -49,7 +49,9 @@ def get_connection() -> redis.Redis:
                 kwargs["connection_class"] = redis.SSLConnection
             _pool = (
                 os.getpid(),
-                pool_class(max_connections=int(settings.get("WS4REDIS_POOL_SIZE")), timeout=20, **kwargs),
+                pool_class(  # type: ignore[no-untyped-call]
+                    max_connections=int(settings.get("WS4REDIS_POOL_SIZE")), timeout=20, **kwargs
+                ),
             )
         return redis.Redis(connection_pool=_pool[1])
 
@@ -126,7 +128,9 @@ class RedisStore:
         )
 
     def publish_message(self, message: str | bytes | None, expire: int | None = None) -> int:
-        """Publish ``message`` to every channel of this store in one round trip; returns how many sockets' processes got it.
+        """Publish ``message`` to every channel of this store in one round trip.
+
+        Returns how many subscribed processes (hubs) received it, summed over the channels.
 
         ``str`` and ``bytes`` are accepted (the original refused ``str`` although its docs showed one). The heartbeat
         string, which ``RedisMessage`` turns into ``None``, publishes nothing.

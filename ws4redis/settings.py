@@ -10,7 +10,8 @@ See ``docs/settings.md`` for what each setting means.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from django.conf import settings as django_settings
@@ -57,7 +58,7 @@ def hook(name: str) -> Callable[..., Any] | None:
     """
     value = get(name)
     if value is None or callable(value):
-        return value
+        return value  # type: ignore[no-any-return]
     try:
         return import_string(value)  # type: ignore[no-any-return]
     except ImportError as exc:

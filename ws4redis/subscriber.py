@@ -37,7 +37,7 @@ class RedisSubscriber(RedisStore):
         return list(self._publishers)
 
     def set_pubsub_channels(self, request: Any, channels: list[str]) -> None:
-        """Compute both channel lists for ``request`` and the agreed flags ``channels`` (``['subscribe-user', ...]``)."""
+        """Compute both channel lists for ``request`` and the agreed flags (``['subscribe-user', ...]``)."""
         prefix = str(settings.get("WEBSOCKET_URL"))
         path = request.path_info
         facility = path[len(prefix) :] if path.startswith(prefix) else path
@@ -53,8 +53,8 @@ class RedisSubscriber(RedisStore):
         """The kept last message of each listened channel, in one round trip (``WS4REDIS_EXPIRE``)."""
         if not self._subscriptions or not settings.get("WS4REDIS_EXPIRE"):
             return []
-        values = self._connection.mget(self._subscriptions)
-        return [(channel, bytes(value)) for channel, value in zip(self._subscriptions, values) if value]
+        values: list[bytes | None] = self._connection.mget(self._subscriptions)  # type: ignore[assignment]
+        return [(channel, value) for channel, value in zip(self._subscriptions, values, strict=True) if value]
 
     def release(self) -> None:
         """Kept for subclasses written for the original; the hub releases subscriptions."""
