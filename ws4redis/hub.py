@@ -110,7 +110,8 @@ class Hub:
             ready = self._ready.get(channel)
             if ready is not None and not ready.wait(timeout):
                 self.detach(listener, channels)
-                raise HubUnavailable(f"Redis did not confirm the subscription to {channel!r} within {timeout}s")
+                # The channel name is not in the message: a session channel's name holds the session key.
+                raise HubUnavailable(f"Redis did not confirm a subscription within {timeout}s")
 
     def detach(self, listener: Listener, channels: Iterable[str]) -> None:
         """Stop listening on ``channels``; a channel nobody listens to any more is unsubscribed."""
