@@ -11,7 +11,7 @@ from typing import Any
 
 from ws4redis import settings
 
-__all__ = ["application", "WebsocketDispatcher"]
+__all__ = ["WebsocketDispatcher", "application"]
 
 
 class WebsocketDispatcher:
