@@ -31,3 +31,6 @@ class Ws4RedisConfig(AppConfig):
 
     def ready(self) -> None:
         user_logged_in.connect(store_groups_in_session, dispatch_uid="ws4redis.store_groups_in_session")
+        from ws4redis.revocation import connect_receivers
+
+        connect_receivers()

@@ -63,6 +63,19 @@ class Handshake:
         return list(self.subscriber.publishers)
 
     @property
+    def identity(self) -> list[tuple[str, str]]:
+        """What a revocation can name this connection by: its user and its session."""
+        keys: list[tuple[str, str]] = []
+        user = getattr(self.request, "user", None)
+        if user is not None and getattr(user, "is_authenticated", False):
+            keys.append(("user", str(user.get_username())))
+        session = getattr(self.request, "session", None)
+        session_key = getattr(session, "session_key", None) if session is not None else None
+        if session_key:
+            keys.append(("session", str(session_key)))
+        return keys
+
+    @property
     def label(self) -> str:
         """Who the connection is, for logs: the username or 'anonymous' (never the session key)."""
         user = getattr(self.request, "user", None)

@@ -82,6 +82,13 @@ class Connection:
             self._control_frames.append(frame)
             self._wake.set()
 
+    def revoke(self) -> None:
+        """Logged out, session deleted or user deactivated: tell a v2 client, then close with 4003."""
+        frame = self.protocol.control("revoked")
+        if frame is not None:
+            self._control_frames.append(frame)
+        self.request_close(CloseCode.REVOKED, "revoked")
+
     def request_close(self, code: int, reason: str) -> None:
         """Close this websocket from any greenlet: the loop sends what it can and exits."""
         if self._close is None:
@@ -93,7 +100,8 @@ class Connection:
     # -- the connection's own greenlet -------------------------------------------------------------------------
     def open(self) -> None:
         """Subscribe through the hub (confirmed by Redis) before the upgrade; raises ``HubUnavailable``."""
-        self.hub.attach(self, self._listen, timeout=float(settings.get("WS4REDIS_SUBSCRIBE_TIMEOUT")))
+        timeout = float(settings.get("WS4REDIS_SUBSCRIBE_TIMEOUT"))
+        self.hub.attach(self, self._listen, timeout=timeout, identity=self.handshake.identity)
         self._attached = True
 
     def run(self) -> None:
@@ -128,7 +136,7 @@ class Connection:
         """Detach from the hub (idempotent): whatever ended the connection, its channels are released."""
         if self._attached:
             self._attached = False
-            self.hub.detach(self, self._listen)
+            self.hub.detach(self, self._listen, identity=self.handshake.identity)
 
     def _send_kept(self) -> None:
         subscriber = self.handshake.subscriber

@@ -27,9 +27,9 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from ws4redis import metrics, settings
-from ws4redis.audience import prefix_of
 from ws4redis.exceptions import Ws4RedisError
 from ws4redis.redis_store import redis_kwargs
+from ws4redis.revocation import control_channel, parse_control
 
 __all__ = ["Delivery", "Hub", "HubUnavailable", "Listener", "get_hub", "is_text"]
 
@@ -64,6 +64,9 @@ class Listener(Protocol):
     def hub_reconnected(self) -> None:
         """The pub/sub link was re-established; messages published meanwhile were not received."""
 
+    def revoke(self) -> None:
+        """The user or session of this connection was logged out, deleted or deactivated."""
+
 
 def is_text(data: bytes) -> bool:
     """Whether ``data`` can go out as a text frame (valid UTF-8); otherwise it is sent as a binary frame."""
@@ -79,6 +82,7 @@ class Hub:
 
     def __init__(self) -> None:
         self._listeners: dict[str, set[Listener]] = {}
+        self._by_identity: dict[tuple[str, str], set[Listener]] = {}  # ("user"|"session", name) -> listeners
         self._ready: dict[str, gevent.event.Event] = {}
         self._unconfirmed: dict[str, int] = {}  # SUBSCRIBEs sent and not yet confirmed, per channel
         self._pubsub: Any = None
@@ -87,13 +91,20 @@ class Hub:
         self._connected = gevent.event.Event()
         self._stopping = False
         self._heartbeat = settings.get("WS4REDIS_HEARTBEAT")
-        self.control_channel = f"{prefix_of(settings.get('WS4REDIS_PREFIX'))}ws4redis:control"
+        self.control_channel = control_channel()
         self.reconnects = 0
 
     # -- what connections call ---------------------------------------------------------------------------------
-    def attach(self, listener: Listener, channels: Iterable[str], *, timeout: float) -> None:
-        """Listen on ``channels``; returns once Redis confirmed each subscription, else raises ``HubUnavailable``."""
+    def attach(
+        self, listener: Listener, channels: Iterable[str], *, timeout: float, identity: Iterable[tuple[str, str]] = ()
+    ) -> None:
+        """Listen on ``channels``; returns once Redis confirmed each subscription, else raises ``HubUnavailable``.
+
+        ``identity`` (``("user", name)``, ``("session", key)``) is what a revocation of this listener names.
+        """
         self._ensure_running()
+        for key in identity:
+            self._by_identity.setdefault(key, set()).add(listener)
         channels = list(dict.fromkeys(channels))
         new: list[str] = []
         for channel in channels:
@@ -113,8 +124,14 @@ class Hub:
                 # The channel name is not in the message: a session channel's name holds the session key.
                 raise HubUnavailable(f"Redis did not confirm a subscription within {timeout}s")
 
-    def detach(self, listener: Listener, channels: Iterable[str]) -> None:
+    def detach(self, listener: Listener, channels: Iterable[str], *, identity: Iterable[tuple[str, str]] = ()) -> None:
         """Stop listening on ``channels``; a channel nobody listens to any more is unsubscribed."""
+        for key in identity:
+            holders = self._by_identity.get(key)
+            if holders is not None:
+                holders.discard(listener)
+                if not holders:
+                    del self._by_identity[key]
         gone: list[str] = []
         for channel in dict.fromkeys(channels):
             listeners = self._listeners.get(channel)
@@ -255,7 +272,8 @@ class Hub:
 
     def _dispatch(self, channel: str, data: bytes) -> None:
         if channel == self.control_channel:
-            return  # control messages (revocation, shutdown) are handled by later layers
+            self._control(data)
+            return
         listeners = self._listeners.get(channel)
         if not listeners:
             return
@@ -265,6 +283,20 @@ class Hub:
                 listener.deliver(delivery)
             except Exception:  # one broken connection must not stop delivery to the others
                 logger.exception("ws4redis hub: delivering to a listener failed")
+
+    def _control(self, data: bytes) -> None:
+        message = parse_control(data)
+        if message is None or message.get("type") != "revoke":
+            return
+        targets: set[Listener] = set()
+        for kind in ("user", "session"):
+            name = message.get(kind)
+            if name:
+                targets |= self._by_identity.get((kind, str(name)), set())
+        if targets:
+            logger.info("ws4redis hub: revoking %d websocket(s)", len(targets))
+        for listener in targets:
+            listener.revoke()
 
     def _notify_reconnected(self) -> None:
         seen: set[int] = set()

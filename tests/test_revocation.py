@@ -1,0 +1,59 @@
+"""Live revocation across processes: the Django side changes something, the uWSGI worker closes the sockets."""
+
+from __future__ import annotations
+
+import pytest
+import websocket
+from django.conf import settings
+from django.contrib.sessions.models import Session
+from django.test import Client
+
+from tests.conftest import People, assert_silent, connect
+from tests.servers import UwsgiServer
+from ws4redis.publisher import RedisPublisher
+
+
+def assert_closed(ws: websocket.WebSocket) -> None:
+    """The server ends the socket: the next read sees the connection closed (not a timeout)."""
+    with pytest.raises((websocket.WebSocketConnectionClosedException, ConnectionError)):
+        data = ws.recv()
+        if data == "":  # websocket-client returns '' for a close frame
+            raise websocket.WebSocketConnectionClosedException("closed")
+
+
+def logged_in_client(people: People, name: str) -> tuple[Client, str]:
+    client = Client()
+    client.force_login(people.users[name])
+    return client, f"{settings.SESSION_COOKIE_NAME}={client.cookies[settings.SESSION_COOKIE_NAME].value}"
+
+
+def test_logout_closes_that_sessions_sockets_only(server: UwsgiServer, people: People) -> None:
+    client, cookie = logged_in_client(people, "alice")
+    other_tab_session = people.cookie("alice")
+    revoked = connect(server, "/ws/r?subscribe-user", cookie=cookie)
+    kept = connect(server, "/ws/r?subscribe-user", cookie=other_tab_session)
+    client.logout()  # Django's user_logged_out
+    assert_closed(revoked)
+    RedisPublisher(facility="r", users=["alice"]).publish_message("still logged in elsewhere")
+    assert kept.recv() == "still logged in elsewhere"
+
+
+def test_deleted_session_closes_its_sockets(server: UwsgiServer, people: People) -> None:
+    cookie = people.cookie("bob")
+    ws = connect(server, "/ws/r?subscribe-broadcast", cookie=cookie)
+    Session.objects.get(session_key=People.session_key(cookie)).delete()
+    assert_closed(ws)
+
+
+def test_deactivated_user_loses_every_socket(server: UwsgiServer, people: People) -> None:
+    first = connect(server, "/ws/r?subscribe-user", cookie=people.cookie("carol"))
+    second = connect(server, "/ws/other?subscribe-broadcast", cookie=people.cookie("carol"))
+    bystander = connect(server, "/ws/other?subscribe-broadcast", cookie=people.cookie("bob"))
+    carol = people.users["carol"]
+    carol.is_active = False
+    carol.save()
+    assert_closed(first)
+    assert_closed(second)
+    assert_silent(bystander)
+    RedisPublisher(facility="other", broadcast=True).publish_message("bob stays")
+    assert bystander.recv() == "bob stays"

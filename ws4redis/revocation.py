@@ -1,0 +1,76 @@
+"""Live revocation: logging out, deleting a session or deactivating a user closes the matching open websockets.
+
+Authorisation happens at the handshake; without this, a socket opened before a logout would keep receiving that
+user's messages. The Django process that sees the change publishes a control message on
+``{prefix:}ws4redis:control``; every hub of every worker and instance receives it and closes its matching sockets
+(close code 4003, or a ``ws4redis.v2`` "revoked" message where the transport cannot send a code).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from django.contrib.auth.signals import user_logged_out
+
+from ws4redis import settings
+from ws4redis.audience import prefix_of
+from ws4redis.redis_store import get_connection
+
+__all__ = ["connect_receivers", "control_channel", "parse_control", "revoke"]
+
+logger = logging.getLogger(__name__)
+
+
+def control_channel() -> str:
+    """The channel every hub listens to for control messages."""
+    return f"{prefix_of(settings.get('WS4REDIS_PREFIX'))}ws4redis:control"
+
+
+def revoke(*, user: str | None = None, session: str | None = None) -> None:
+    """Close every open websocket of ``user`` (all its sessions) or of one ``session``, on every worker."""
+    if user is None and session is None:
+        return
+    message = json.dumps({"type": "revoke", "user": user, "session": session})
+    get_connection().publish(control_channel(), message)
+
+
+def parse_control(data: bytes) -> dict[str, Any] | None:
+    """A control message as a dict, or ``None`` for anything malformed (logged, never raised into the hub)."""
+    try:
+        message = json.loads(data)
+    except ValueError:
+        logger.warning("ws4redis: ignored a malformed control message")
+        return None
+    return message if isinstance(message, dict) else None
+
+
+def _on_logout(sender: Any, request: Any, user: Any, **kwargs: Any) -> None:
+    session = getattr(request, "session", None)
+    key = getattr(session, "session_key", None) if session is not None else None
+    if key:
+        revoke(session=key)
+
+
+def _on_session_deleted(sender: Any, instance: Any, **kwargs: Any) -> None:
+    revoke(session=instance.session_key)
+
+
+def _on_user_saved(sender: Any, instance: Any, **kwargs: Any) -> None:
+    if getattr(instance, "is_active", True) is False:
+        revoke(user=str(instance.get_username()))
+
+
+def connect_receivers() -> None:
+    """Called once from the app's ``ready()``."""
+    from django.contrib.auth import get_user_model
+    from django.db.models.signals import post_delete, post_save
+
+    user_logged_out.connect(_on_logout, dispatch_uid="ws4redis.revoke_on_logout")
+    post_save.connect(_on_user_saved, sender=get_user_model(), dispatch_uid="ws4redis.revoke_on_deactivate")
+    try:
+        from django.contrib.sessions.models import Session
+    except (ImportError, RuntimeError):  # sessions app not installed
+        return
+    post_delete.connect(_on_session_deleted, sender=Session, dispatch_uid="ws4redis.revoke_on_session_delete")
