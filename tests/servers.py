@@ -112,8 +112,8 @@ class UwsgiServer(Process):
 
     def __init__(self, *, overrides: dict[str, Any] | None = None, processes: int = 1, gevent: int = 2000,
                  module: str = "ws4redis.wsgi:application", settings: str = "tests.project.settings",
-                 extra: list[str] | None = None, env: dict[str, str] | None = None) -> None:
-        self.port = free_port()
+                 extra: list[str] | None = None, env: dict[str, str] | None = None, port: int | None = None) -> None:
+        self.port = port or free_port()  # a given port: restart "the same server" (clients reconnect to one URL)
         environ = dict(os.environ)
         environ.update({
             "DJANGO_SETTINGS_MODULE": settings,

@@ -8,11 +8,29 @@ see ``docs/protocol.md``. Pure logic: values in, values out.
 from __future__ import annotations
 
 import dataclasses
-from typing import Protocol
+import json
+from typing import Any, Protocol
 
 from ws4redis.hub import Delivery
 
-__all__ = ["Incoming", "LegacyProtocol", "WireProtocol", "protocol_for"]
+__all__ = [
+    "CONTROL_KINDS",
+    "V2_NAME",
+    "Incoming",
+    "LegacyProtocol",
+    "Origin",
+    "V2Protocol",
+    "WireProtocol",
+    "origin_of",
+    "protocol_for",
+]
+
+V2_NAME = "ws4redis.v2"
+
+#: Control messages the server may send on ``ws4redis.v2`` (besides ``message``); anything else is a programming error.
+CONTROL_KINDS = frozenset(
+    {"welcome", "pong", "recovered", "not_recovered", "shutdown", "revoked", "reconnected", "error"}
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,6 +76,152 @@ class LegacyProtocol:
         return None
 
 
-def protocol_for(subprotocol: str | None, *, heartbeat: str | None) -> WireProtocol:
-    """The protocol object for a negotiated subprotocol."""
+@dataclasses.dataclass(frozen=True)
+class Origin:
+    """Where a Redis channel's message comes from, as a v2 client may see it.
+
+    ``facility`` and ``audience`` are parsed from the channel name; ``group`` names the group of a group channel (the
+    client's own group, so not a secret). A user or session channel never exposes its name: a session key is a
+    credential, and the user channel of a socket is by construction its own user's.
+    """
+
+    facility: str
+    audience: str | None
+    group: str | None = None
+
+    @property
+    def stream(self) -> str:
+        """The key a client tracks its last id under, and names in ``resume``: one per Redis channel it listens to."""
+        if self.audience is None:
+            return self.facility
+        if self.group is not None:
+            return f"group:{self.group}:{self.facility}"
+        return f"{self.audience}:{self.facility}"
+
+
+def origin_of(channel: str, *, prefix: str | None) -> Origin:
+    """Parse a channel name built by ``ws4redis.audience.channel_names`` back into facility and audience.
+
+    Parsed from the left (after the prefix) for the audience and from the right for the facility, because a facility
+    never contains ``:`` while a group name may. A name in no known shape (a custom ``WS4REDIS_SUBSCRIBER``) is passed
+    through with no audience rather than guessed at.
+    """
+    head = f"{prefix}:" if prefix else ""
+    rest = channel[len(head) :] if head and channel.startswith(head) else channel
+    audience, sep, tail = rest.partition(":")
+    if sep and audience == "broadcast" and tail and ":" not in tail:
+        return Origin(tail, "broadcast")
+    if sep and audience in ("user", "group", "session"):
+        name, sep2, facility = tail.rpartition(":")
+        if sep2 and name and facility:
+            return Origin(facility, audience, name if audience == "group" else None)
+    return Origin(rest, None)
+
+
+def _dumps(value: dict[str, Any]) -> bytes:
+    # Compact UTF-8, keys in a fixed order: the bytes a client receives do not depend on which socket sent them.
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+class V2Protocol:
+    """``ws4redis.v2``: JSON envelopes with channel, audience and id; control messages; ping/pong.
+
+    Server to client, one text frame per message::
+
+        {"type":"message","channel":"chat","audience":"user","id":null,"data":"hello"}
+
+    A payload that is not valid UTF-8 goes out unchanged as a binary frame (no envelope: JSON cannot carry bytes, and
+    base64 would cost a third more). Client to server: ``publish``, ``ping`` and ``resume`` envelopes; a binary frame
+    is published as is. See ``docs/protocol.md``.
+    """
+
+    name = V2_NAME
+
+    def __init__(self, *, prefix: str | None, heartbeat: str | None = None) -> None:
+        self._prefix = prefix
+        # The legacy heartbeat string is not part of v2, but a client mixing both gets its echo rather than an error.
+        self._heartbeat = heartbeat.encode() if heartbeat else None
+
+    def envelope(self, channel: str, data: str, *, message_id: str | None = None) -> dict[str, Any]:
+        """The JSON object of one message on ``channel`` (a Redis channel name) as a v2 client sees it."""
+        origin = origin_of(channel, prefix=self._prefix)
+        envelope: dict[str, Any] = {
+            "type": "message",
+            "channel": origin.facility,
+            "audience": origin.audience,
+            "id": message_id,
+            "data": data,
+        }
+        if origin.group is not None:
+            envelope["group"] = origin.group
+        return envelope
+
+    def frame(self, delivery: Delivery) -> tuple[bytes, bool]:
+        cached: tuple[bytes, bool] | None = delivery.cache.get(V2_NAME)
+        if cached is None:
+            if delivery.text:
+                cached = (_dumps(self.envelope(delivery.channel, delivery.data.decode())), True)
+            else:
+                cached = (delivery.data, False)
+            delivery.cache[V2_NAME] = cached
+        return cached
+
+    def incoming(self, data: bytes) -> Incoming:
+        if self._heartbeat is not None and data == self._heartbeat:
+            return Incoming(reply=(data, True))
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            return Incoming(publish=data)  # a binary frame: published as is, as a binary payload is delivered
+        try:
+            message = json.loads(text)
+        except ValueError:
+            return self._error("not a JSON envelope")
+        if not isinstance(message, dict):
+            return self._error("an envelope must be a JSON object")
+        kind = message.get("type")
+        if kind == "publish":
+            if "data" not in message:
+                return self._error("publish needs 'data'")
+            payload = message["data"]
+            # A string is published as its text; any other JSON value as its compact JSON text.
+            text = payload if isinstance(payload, str) else json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
+            return Incoming(publish=text.encode())
+        if kind == "ping":
+            return Incoming(reply=self._control("pong", t=message.get("t")))
+        if kind == "resume":
+            since = message.get("since")
+            if not isinstance(since, dict):
+                return self._error("resume needs 'since', an object of stream -> id")
+            # No history yet (a later issue): nothing can be replayed, and the client is told so, not left guessing.
+            return Incoming(reply=self._control("not_recovered", streams=sorted(str(k) for k in since), reason="no history"))
+        return self._error(f"unknown envelope type {kind!r}")
+
+    def control(self, kind: str, **fields: object) -> tuple[bytes, bool] | None:
+        return self._control(kind, **fields)
+
+    def _control(self, kind: str, **fields: object) -> tuple[bytes, bool]:
+        if kind not in CONTROL_KINDS:
+            raise ValueError(f"unknown ws4redis.v2 control message {kind!r}")
+        return _dumps({"type": kind, **fields}), True
+
+    def _error(self, reason: str) -> Incoming:
+        """The client's fault: it is told why, and the socket stays open (one bad frame is not worth a reconnect)."""
+        return Incoming(reply=self._control("error", reason=reason))
+
+
+_UNSET: Any = object()
+
+
+def protocol_for(subprotocol: str | None, *, heartbeat: str | None, prefix: str | None = _UNSET) -> WireProtocol:
+    """The protocol object for a negotiated subprotocol: ``ws4redis.v2``, else the legacy protocol.
+
+    ``prefix`` (``WS4REDIS_PREFIX``) is read from the settings when not given, so callers need not know v2 needs it.
+    """
+    if subprotocol == V2_NAME:
+        if prefix is _UNSET:
+            from ws4redis import settings
+
+            prefix = settings.get("WS4REDIS_PREFIX")
+        return V2Protocol(prefix=prefix, heartbeat=heartbeat)
     return LegacyProtocol(heartbeat)
