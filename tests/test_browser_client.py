@@ -13,6 +13,7 @@ import http.server
 import json
 import os
 import signal
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -22,7 +23,7 @@ from urllib.parse import quote, urlsplit
 import pytest
 
 from tests.conftest import People
-from tests.servers import ROOT, UwsgiServer
+from tests.servers import ROOT, Process, UwsgiServer, free_port, wait_for_port
 
 playwright_sync = pytest.importorskip("playwright.sync_api")
 
@@ -260,3 +261,45 @@ def test_two_tabs_of_two_users_get_only_their_own_messages(chromium: Callable[[]
     assert wait_message(alice, "for alice") == {"channel": "inbox", "audience": "user", "id": None, "data": "for alice"}
     for tab in (alice, bob):
         tab.evaluate("() => client.close()")
+
+
+def start_gevent_server(port: int, overrides: dict[str, Any]) -> Process:
+    """The gevent websocket server (``manage.py runwebsocket``) of the test project on ``port``."""
+    env = dict(os.environ)
+    env.update({
+        "DJANGO_SETTINGS_MODULE": "tests.project.settings",
+        "PYTHONPATH": os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep),
+        "WS4REDIS_TEST_OVERRIDES": json.dumps(overrides),
+    })
+    process = Process([sys.executable, "-m", "django", "runwebsocket", "--bind", f"127.0.0.1:{port}",
+                       "--reconnect-window", "1.5", "--grace", "2"], env=env, cwd=ROOT)
+    wait_for_port(port, proc=process.proc)
+    return process
+
+
+def test_gevent_server_shutdown_delay_is_honoured(chromium: Callable[[], Any], redis_server: Any, people: People,
+                                                  page_origin: str, allowed: dict[str, Any]) -> None:
+    """v2 under the gevent server; a graceful shutdown says when to come back, and the page waits at least that."""
+    from ws4redis.publisher import RedisPublisher
+
+    port = free_port()
+    server = start_gevent_server(port, allowed)
+    try:
+        options = {"base": f"ws://127.0.0.1:{port}/ws/", "facility": "deploy", "backoff": {"base": 50, "cap": 100}}
+        tab = open_page(chromium(), page_origin, "modern.html", options=options)
+        tab.evaluate("() => client.on('shutdown', (info) => events.push({event: 'shutdown', info}))")
+        wait_events(tab, "open")
+        assert tab.evaluate("() => client.protocol") == "ws4redis.v2"
+        server.stop()  # SIGTERM: graceful, every client is told a reconnect delay
+        suggested = wait_events(tab, "shutdown")[0]["info"]["reconnect_in"]
+        close = wait_events(tab, "close")[0]["info"]
+        assert 500 <= suggested <= 1500
+        # Honoured, not the 50-100 ms the backoff would have chosen: never earlier, spread over one more delay.
+        assert suggested <= close["delay"] <= 2 * suggested
+        server = start_gevent_server(port, allowed)
+        wait_events(tab, "open", 2)
+        RedisPublisher(facility="deploy", broadcast=True).publish_message("after the deploy")
+        wait_message(tab, "after the deploy")
+        tab.evaluate("() => client.close()")
+    finally:
+        server.stop()
