@@ -16,6 +16,7 @@ import logging
 import os
 import random
 import socket
+import time
 from collections.abc import Iterable
 from typing import Any, Protocol
 
@@ -86,6 +87,7 @@ class Hub:
         self._ready: dict[str, gevent.event.Event] = {}
         self._unconfirmed: dict[str, int] = {}  # SUBSCRIBEs sent and not yet confirmed, per channel
         self._pubsub: Any = None
+        self._client: redis.Redis | None = None
         self._write_lock = gevent.lock.Semaphore()
         self._greenlets: list[gevent.Greenlet] = []
         self._connected = gevent.event.Event()
@@ -93,6 +95,7 @@ class Hub:
         self._heartbeat = settings.get("WS4REDIS_HEARTBEAT")
         self.control_channel = control_channel()
         self.reconnects = 0
+        self._last_seen = time.monotonic()
 
     # -- what connections call ---------------------------------------------------------------------------------
     def attach(
@@ -193,7 +196,8 @@ class Hub:
         kwargs["socket_keepalive"] = True
         # Named, so an operator's CLIENT LIST shows which worker holds which pub/sub link.
         kwargs["client_name"] = f"ws4redis-hub:{socket.gethostname()}:{os.getpid()}"
-        client = redis.Redis(**kwargs)
+        # Kept on self: a redis.Redis that is garbage collected closes its pool, and with it the pub/sub socket.
+        self._client = client = redis.Redis(**kwargs)
         pubsub = client.pubsub()  # type: ignore[no-untyped-call]
         # Subscribed at all times (to the control channel at least), so redis-py never reads from the socket
         # outside the reader greenlet to check health.
@@ -203,6 +207,7 @@ class Hub:
             for start in range(0, len(channels), _SUBSCRIBE_CHUNK):
                 pubsub.subscribe(*channels[start : start + _SUBSCRIBE_CHUNK])
         self._pubsub = pubsub
+        self._last_seen = time.monotonic()
         self._connected.set()
         # Listeners that came or went while the link was being set up.
         subscribed = set(channels)
@@ -214,13 +219,15 @@ class Hub:
     def _close_pubsub(self) -> None:
         self._connected.clear()
         pubsub, self._pubsub = self._pubsub, None
+        client, self._client = self._client, None
         for ready in self._ready.values():
             ready.clear()
-        if pubsub is not None:
-            try:
-                pubsub.close()
-            except (redis.RedisError, OSError):
-                pass
+        for closable in (pubsub, client):
+            if closable is not None:
+                try:
+                    closable.close()
+                except (redis.RedisError, OSError):
+                    pass
 
     def _run(self) -> None:
         failures = 0
@@ -234,12 +241,15 @@ class Hub:
                     self._notify_reconnected()
                 failures = 0
                 self._read()
-            except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
+            except Exception as exc:  # the hub must outlive any failure, or every socket of the worker goes deaf
                 if self._stopping:
                     break
                 failures += 1
                 delay = random.uniform(0, min(5.0, 0.1 * 2**failures))
-                logger.warning("ws4redis hub: Redis pub/sub link lost (%s); retrying in %.2fs", exc, delay)
+                if isinstance(exc, (redis.ConnectionError, redis.TimeoutError, OSError)):
+                    logger.warning("ws4redis hub: Redis pub/sub link lost (%s); retrying in %.2fs", exc, delay)
+                else:
+                    logger.exception("ws4redis hub: reader failed; reconnecting in %.2fs", delay)
                 self._close_pubsub()
                 gevent.sleep(delay)
 
@@ -247,10 +257,12 @@ class Hub:
         pubsub = self._pubsub
         heartbeat = self._heartbeat.encode() if self._heartbeat else None
         while True:
-            # Not block=True: that read ignores timeouts, and a silently dead link would hang the hub for ever.
-            response = pubsub.parse_response(block=False, timeout=_PING_INTERVAL * 3)
+            # A blocking read: no poll and no timeout juggling per message. A silently dead link is detected by
+            # _keepalive, which shuts the socket down so this read fails.
+            response = pubsub.parse_response(block=True)
+            self._last_seen = time.monotonic()
             if response is None:
-                raise redis.TimeoutError(f"no reply to keep-alive PINGs for {_PING_INTERVAL * 3:.0f}s")
+                continue
             kind = response[0]
             if kind == b"message":
                 channel = response[1].decode()
@@ -307,11 +319,21 @@ class Hub:
                     listener.hub_reconnected()
 
     def _keepalive(self) -> None:
-        """PING the pub/sub link now and then, so a silently dead link times out instead of hanging forever."""
+        """PING the pub/sub link now and then; no reply for 3 intervals means a dead link, which is then cut."""
         while not self._stopping:
             gevent.sleep(_PING_INTERVAL)
             pubsub = self._pubsub
             if pubsub is None or not self._connected.is_set():
+                continue
+            silent = time.monotonic() - self._last_seen
+            if silent > _PING_INTERVAL * 3:
+                logger.warning("ws4redis hub: no reply from Redis for %.0fs; cutting the link", silent)
+                sock = getattr(pubsub.connection, "_sock", None)
+                if sock is not None:
+                    try:
+                        sock.shutdown(socket.SHUT_RDWR)  # the blocked read fails and _run reconnects
+                    except OSError:
+                        pass
                 continue
             try:
                 with self._write_lock:
