@@ -116,6 +116,7 @@ class Connection:
             logger.info("ws4redis: websocket open for %s on %s", self.handshake.label, facility)
             watcher = gevent.get_hub().loop.io(self.transport.fileno(), 1)
             watcher.start(self._wake.set)
+            self._send_welcome()
             self._send_kept()
             self._loop()
         except ConnectionClosed as closed:
@@ -137,6 +138,15 @@ class Connection:
         if self._attached:
             self._attached = False
             self.hub.detach(self, self._listen, identity=self.handshake.identity)
+
+    def _send_welcome(self) -> None:
+        """Tell a v2 client what it got (the policy may have narrowed what it asked for); legacy gets nothing."""
+        sub = self.handshake.subscription
+        welcome = self.protocol.control(
+            "welcome", facility=sub.facility, subscribe=sorted(sub.subscribe), publish=sorted(sub.publish)
+        )
+        if welcome is not None:
+            self._send(*welcome)
 
     def _send_kept(self) -> None:
         subscriber = self.handshake.subscriber
@@ -177,6 +187,11 @@ class Connection:
 
     def _client_publish(self, data: bytes) -> None:
         if not self._publish:
+            # Not silent: counted, and a v2 client is told (the original dropped it without a word).
+            metrics.DROPPED.labels("not_allowed_to_publish").inc()
+            refusal = self.protocol.control("error", reason="not allowed to publish")
+            if refusal is not None:
+                self._send(*refusal)
             return
         if self._own is not None:
             for channel in self._publish:

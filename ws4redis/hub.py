@@ -29,7 +29,7 @@ from redis.retry import Retry
 
 from ws4redis import metrics, settings
 from ws4redis.exceptions import Ws4RedisError
-from ws4redis.redis_store import redis_kwargs
+from ws4redis.redis_store import new_client
 from ws4redis.revocation import control_channel, parse_control
 
 __all__ = ["Delivery", "Hub", "HubUnavailable", "Listener", "get_hub", "is_text"]
@@ -191,13 +191,13 @@ class Hub:
         return True
 
     def _connect(self) -> None:
-        kwargs = redis_kwargs()
-        kwargs["retry"] = Retry(NoBackoff(), 0)  # reconnects are the hub's job: it must know about them
-        kwargs["socket_keepalive"] = True
-        # Named, so an operator's CLIENT LIST shows which worker holds which pub/sub link.
-        kwargs["client_name"] = f"ws4redis-hub:{socket.gethostname()}:{os.getpid()}"
         # Kept on self: a redis.Redis that is garbage collected closes its pool, and with it the pub/sub socket.
-        self._client = client = redis.Redis(**kwargs)
+        self._client = client = new_client(
+            retry=Retry(NoBackoff(), 0),  # reconnects are the hub's job: it must know about them
+            socket_keepalive=True,
+            # Named, so an operator's CLIENT LIST shows which worker holds which pub/sub link.
+            client_name=f"ws4redis-hub:{socket.gethostname()}:{os.getpid()}",
+        )
         pubsub = client.pubsub()  # type: ignore[no-untyped-call]
         # Subscribed at all times (to the control channel at least), so redis-py never reads from the socket
         # outside the reader greenlet to check health.

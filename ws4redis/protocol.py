@@ -59,7 +59,7 @@ class WireProtocol(Protocol):
 class LegacyProtocol:
     """The original's protocol: payloads as published, the heartbeat string answered and never published."""
 
-    name = None
+    name: str | None = None
 
     def __init__(self, heartbeat: str | None) -> None:
         self._heartbeat = heartbeat.encode() if heartbeat else None
@@ -135,7 +135,7 @@ class V2Protocol:
     is published as is. See ``docs/protocol.md``.
     """
 
-    name = V2_NAME
+    name: str | None = V2_NAME
 
     def __init__(self, *, prefix: str | None, heartbeat: str | None = None) -> None:
         self._prefix = prefix

@@ -35,6 +35,13 @@ def redis_kwargs() -> dict[str, Any]:
     return kwargs
 
 
+def new_client(**overrides: Any) -> redis.Redis:
+    """A client with a connection pool of its own (the hub's pub/sub link); ``overrides`` change connection kwargs."""
+    kwargs = redis_kwargs()
+    kwargs.update(overrides)
+    return redis.Redis(**kwargs)
+
+
 def get_connection() -> redis.Redis:
     """A client on this process's pool (created lazily, recreated after a fork)."""
     global _pool
