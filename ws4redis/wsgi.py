@@ -11,7 +11,7 @@ from typing import Any
 
 from ws4redis import settings
 
-__all__ = ["WebsocketDispatcher", "application"]
+__all__ = ["WebsocketDispatcher", "WebsocketOnly", "application", "websocket_application"]
 
 
 class WebsocketDispatcher:
@@ -38,4 +38,17 @@ class WebsocketDispatcher:
         return self._django(environ, start_response)  # type: ignore[no-any-return]
 
 
+class WebsocketOnly(WebsocketDispatcher):
+    """Only websockets (the websocket instance of a split deployment): other paths are 404, never Django views."""
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        if self._django is None:
+            self._load()
+        if environ.get("PATH_INFO", "").startswith(str(settings.get("WEBSOCKET_URL"))):
+            return self._websocket(environ, start_response)  # type: ignore[no-any-return]
+        start_response("404 Not Found", [("Content-Type", "text/plain; charset=utf-8")])
+        return [b"websockets only: see WEBSOCKET_URL\n"]
+
+
 application = WebsocketDispatcher()
+websocket_application = WebsocketOnly()
