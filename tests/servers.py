@@ -129,6 +129,10 @@ class UwsgiServer(Process):
             "--chdir", str(ROOT), *(extra or []),
         ], env=environ)
         wait_for_port(self.port, proc=self.proc)
+        # The master listens before it forks: wait for the workers too, so tests can find them by pid.
+        deadline = time.monotonic() + 30
+        while len(self.workers()) < processes and time.monotonic() < deadline:
+            time.sleep(0.02)
 
     def workers(self) -> list[int]:
         """Pids of the worker processes (children of the master)."""

@@ -53,6 +53,9 @@ class WebsocketApplication:
         connection = Connection(self.transport_factory(environ, accepted), accepted, get_hub())
         try:
             connection.open()
+        except HandshakeRefused as refusal:
+            logger.info("ws4redis: refused %s: %d %s", environ.get("PATH_INFO"), refusal.status, refusal.detail)
+            return refuse(start_response, refusal.status, refusal.reason, refusal.detail, refusal.headers)
         except HubUnavailable as exc:
             logger.error("ws4redis: %s", exc)
             retry = [("Retry-After", "5")]

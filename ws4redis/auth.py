@@ -15,6 +15,7 @@ import base64
 import binascii
 import dataclasses
 import logging
+import time
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -74,6 +75,15 @@ class Handshake:
         if session_key:
             keys.append(("session", str(session_key)))
         return keys
+
+    @property
+    def session_expiry(self) -> float | None:
+        """When the session of an authenticated socket ends (a Unix time), so the socket closes with it."""
+        user = getattr(self.request, "user", None)
+        session = getattr(self.request, "session", None)
+        if session is None or not getattr(user, "is_authenticated", False) or not hasattr(session, "get_expiry_age"):
+            return None
+        return time.time() + float(session.get_expiry_age())
 
     @property
     def label(self) -> str:
@@ -236,6 +246,9 @@ def handshake(environ: dict[str, Any]) -> Handshake:
         assert subscriber_class is not None
         subscriber = subscriber_class(get_connection())
         subscriber.set_pubsub_channels(request, subscription.flags)
+        limit = int(settings.get("WS4REDIS_MAX_SUBSCRIPTIONS"))
+        if len(subscriber.channels) > limit:
+            raise ChannelRefused(f"{len(subscriber.channels)} channels requested, at most {limit} allowed")
     except PermissionDenied as exc:
         if isinstance(exc, HandshakeRefused):
             raise

@@ -10,18 +10,25 @@ from __future__ import annotations
 
 import collections
 import logging
-from typing import Any
+import time
+from typing import TYPE_CHECKING, Any
 
 import gevent
 import gevent.event
 
 from ws4redis import metrics, settings
 from ws4redis.auth import Handshake
-from ws4redis.exceptions import CloseCode, ConnectionClosed
+from ws4redis.hooks import HookFailed, hooks_for
+from ws4redis.exceptions import CloseCode, ConnectionClosed, TooManyConnections
 from ws4redis.hub import Delivery, Hub, is_text
+from ws4redis.limits import TokenBucket
 from ws4redis.protocol import WireProtocol, protocol_for
+from ws4redis.quota import ConnectionQuota
 from ws4redis.redis_store import get_connection, publish_pipeline
 from ws4redis.transports import Transport
+
+if TYPE_CHECKING:
+    from ws4redis.protocol import Change
 
 __all__ = ["Connection"]
 
@@ -53,6 +60,13 @@ class Connection:
         )
         self._attached = False
         self._control_frames: list[tuple[bytes, bool]] = []
+        self._hooks = hooks_for(handshake.subscription.facility)  # resolved once per facility; None kinds cost nothing
+        self._drop_oldest = settings.get("WS4REDIS_SLOW_CONSUMER") == "drop-oldest"
+        rate = settings.get("WS4REDIS_PUBLISH_RATE")
+        self._bucket = TokenBucket(float(rate), float(settings.get("WS4REDIS_PUBLISH_BURST"))) if rate else None
+        self._expires_at = handshake.session_expiry  # wall-clock time, or None
+        self._quota: ConnectionQuota | None = None
+        self._next_check = 0.0
 
     # -- called by the hub (another greenlet): queue and wake, never block ---------------------------------------
     def deliver(self, delivery: Delivery) -> None:
@@ -63,6 +77,8 @@ class Connection:
         if self._close is not None:
             return
         size = len(delivery.data)
+        if self._queued_bytes + size > self._queue_limit and self._drop_oldest:
+            self._drop_to_fit(size)
         if self._queued_bytes + size > self._queue_limit:
             metrics.DROPPED.labels("slow_consumer").inc(len(self._queue) + 1)
             logger.warning(
@@ -74,6 +90,19 @@ class Connection:
         self._queue.append(delivery)
         self._queued_bytes += size
         self._wake.set()
+
+    def _drop_to_fit(self, size: int) -> None:
+        """The "drop-oldest" policy: make room by discarding the oldest queued messages, counted and logged."""
+        dropped = 0
+        while self._queue and self._queued_bytes + size > self._queue_limit:
+            self._queued_bytes -= len(self._queue.popleft().data)
+            dropped += 1
+        if dropped:
+            metrics.DROPPED.labels("slow_consumer_oldest").inc(dropped)
+            logger.warning("ws4redis: dropped %d oldest message(s) for slow consumer %s", dropped, self.handshake.label)
+            gap = self.protocol.control("gap", dropped=dropped)
+            if gap is not None:
+                self._control_frames.append(gap)
 
     def hub_reconnected(self) -> None:
         """Messages published while the hub was disconnected are gone; a v2 client is told (see protocol)."""
@@ -100,8 +129,19 @@ class Connection:
     # -- the connection's own greenlet -------------------------------------------------------------------------
     def open(self) -> None:
         """Subscribe through the hub (confirmed by Redis) before the upgrade; raises ``HubUnavailable``."""
+        limit = settings.get("WS4REDIS_MAX_CONNECTIONS_PER_USER")
+        user = [name for kind, name in self.handshake.identity if kind == "user"]
+        if limit and user:
+            quota = ConnectionQuota(user[0], int(limit))
+            if not quota.acquire():
+                raise TooManyConnections(f"at most {limit} websockets per user (WS4REDIS_MAX_CONNECTIONS_PER_USER)")
+            self._quota = quota
         timeout = float(settings.get("WS4REDIS_SUBSCRIBE_TIMEOUT"))
-        self.hub.attach(self, self._listen, timeout=timeout, identity=self.handshake.identity)
+        try:
+            self.hub.attach(self, self._listen, timeout=timeout, identity=self.handshake.identity)
+        except BaseException:
+            self._release_quota()
+            raise
         self._attached = True
 
     def run(self) -> None:
@@ -132,12 +172,22 @@ class Connection:
             self.transport.close(code, reason)
             metrics.CLOSED.labels(str(int(code))).inc()
             logger.info("ws4redis: websocket closed for %s (%d %s)", self.handshake.label, code, reason)
+            self._hooks.run_disconnect(self.handshake.request, self.handshake.subscription)
 
     def release(self) -> None:
         """Detach from the hub (idempotent): whatever ended the connection, its channels are released."""
         if self._attached:
             self._attached = False
             self.hub.detach(self, self._listen, identity=self.handshake.identity)
+        self._release_quota()
+
+    def _release_quota(self) -> None:
+        quota, self._quota = self._quota, None
+        if quota is not None:
+            try:
+                quota.release()
+            except Exception:  # Redis down: the entry expires by itself
+                logger.warning("ws4redis: could not release a connection quota entry; it will expire")
 
     def _send_welcome(self) -> None:
         """Tell a v2 client what it got (the policy may have narrowed what it asked for); legacy gets nothing."""
@@ -163,9 +213,24 @@ class Connection:
             if self._close is not None:
                 self._flush_control()
                 raise self._close
+            now = time.monotonic()
+            if now >= self._next_check:  # one float comparison per wake-up, busy or idle
+                self._next_check = now + interval
+                if self._idle_checks():
+                    continue
             self._drain_socket()
             self._flush_control()
             self._drain_queue()
+
+    def _idle_checks(self) -> bool:
+        """Periodic duties, cheap enough for every wake-up: session expiry and the quota's refresh."""
+        if self._expires_at is not None and time.time() >= self._expires_at:
+            logger.info("ws4redis: session of %s expired; closing its websocket", self.handshake.label)
+            self.revoke()
+            return True
+        if self._quota is not None:
+            self._quota.refresh()
+        return False
 
     def _drain_socket(self) -> None:
         receive = self.transport.receive_nowait
@@ -183,9 +248,83 @@ class Connection:
             if incoming.reply is not None:
                 self._send(*incoming.reply)
             if incoming.publish is not None:
-                self._client_publish(incoming.publish)
+                hooked = self._message_hook(incoming.publish)
+                if hooked is not None:
+                    self._client_publish(hooked)
+            if incoming.change is not None:
+                self._change_subscription(incoming.change)
+
+    def _message_hook(self, data: bytes) -> bytes | None:
+        """The facility's message hook (``ws4redis.hooks``): transformed bytes, ``None`` to drop; failing closes 1011."""
+        if self._hooks.message is None:
+            return data
+        try:
+            return self._hooks.run_message(self.handshake.request, self.handshake.subscription, data)
+        except HookFailed:
+            frame = self.protocol.control("error", reason="internal error")
+            if frame is not None:
+                self._send(*frame)
+            raise ConnectionClosed(CloseCode.INTERNAL_ERROR, "hook failed") from None
+
+    def _change_subscription(self, change: Change) -> None:
+        """A v2 ``subscribe``/``unsubscribe`` (``ws4redis.multiplex``): authorised as at connect, then answered."""
+        from django.core.exceptions import PermissionDenied
+
+        from ws4redis import multiplex
+        from ws4redis.exceptions import HandshakeRefused
+
+        request = self.handshake.request
+        new: list[str] = []  # channels to send kept messages of, once the client has its answer
+        try:
+            if change.kind == "subscribe":
+                granted, channels = multiplex.authorise_subscribe(
+                    request, change.facility, change.audiences,
+                    echo=self.handshake.subscription.echo, listening=len(self._listen),
+                )
+                new = [c for c in channels if c not in self._listen]
+                if new:
+                    self.hub.attach(self, new, timeout=float(settings.get("WS4REDIS_SUBSCRIBE_TIMEOUT")))
+                    self._listen.extend(new)
+                answer = self.protocol.control("subscribed", facility=change.facility, audiences=sorted(granted))
+            else:
+                gone = set(multiplex.channels_to_drop(request, change.facility, change.audiences)) & set(self._listen)
+                if gone:
+                    self._listen = [c for c in self._listen if c not in gone]
+                    self.hub.detach(self, gone)
+                    # Already queued messages of those channels must not arrive after the answer either.
+                    kept = [d for d in self._queue if d.channel not in gone]
+                    self._queue.clear()
+                    self._queue.extend(kept)
+                    self._queued_bytes = sum(len(d.data) for d in kept)
+                answer = self.protocol.control(
+                    "unsubscribed", facility=change.facility, audiences=sorted(change.audiences)
+                )
+        except (HandshakeRefused, PermissionDenied) as refusal:
+            metrics.DROPPED.labels(f"{change.kind}_refused").inc()
+            reason = getattr(refusal, "detail", None) or str(refusal) or "permission denied"
+            answer = self.protocol.control("error", reason=reason, request=change.kind, facility=change.facility)
+            new = []
+        if answer is not None:
+            self._send(*answer)
+        self._send_kept_of(new)
+
+    def _send_kept_of(self, channels: list[str]) -> None:
+        """The kept last message of newly subscribed channels, as a connecting socket gets them (``WS4REDIS_EXPIRE``)."""
+        if not channels or not settings.get("WS4REDIS_EXPIRE"):
+            return
+        values = get_connection().mget(channels)
+        for channel, data in zip(channels, values, strict=True):
+            if data:
+                self._send(*self.protocol.frame(Delivery(channel, data, is_text(data))))
 
     def _client_publish(self, data: bytes) -> None:
+        if self._bucket is not None and not self._bucket.take(time.monotonic()):
+            metrics.DROPPED.labels("rate_limited").inc()
+            logger.warning("ws4redis: %s published faster than WS4REDIS_PUBLISH_RATE; closing", self.handshake.label)
+            frame = self.protocol.control("error", reason="rate limited")
+            if frame is not None:
+                self._send(*frame)
+            raise ConnectionClosed(CloseCode.RATE_LIMITED, "rate limited")
         if not self._publish:
             # Not silent: counted, and a v2 client is told (the original dropped it without a word).
             metrics.DROPPED.labels("not_allowed_to_publish").inc()

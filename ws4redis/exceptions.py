@@ -9,6 +9,7 @@ The tree::
      |    +-- ChannelRefused         403: the policy refused a channel (also a Django ``PermissionDenied``)
      |    +-- UnknownFacility        404: the facility name is not valid
      |    +-- UnsupportedVersion     426: not RFC 6455 version 13
+     |    +-- TooManyConnections     429: the user already has WS4REDIS_MAX_CONNECTIONS_PER_USER open sockets
      +-- ConnectionClosed            the peer went away or the transport failed (ends a connection loop)
 
 Close codes sent after the upgrade are ``CloseCode``. uWSGI cannot send a close code, so under uWSGI the same
@@ -28,6 +29,7 @@ __all__ = [
     "ConnectionClosed",
     "ForbiddenOrigin",
     "HandshakeRefused",
+    "TooManyConnections",
     "UnknownFacility",
     "UnsupportedVersion",
     "Ws4RedisError",
@@ -71,6 +73,10 @@ class UnsupportedVersion(HandshakeRefused):
 
     def __init__(self, detail: str = "") -> None:
         super().__init__(detail, headers=[("Sec-WebSocket-Version", "13")])
+
+
+class TooManyConnections(HandshakeRefused):
+    status, reason = 429, "Too Many Requests"
 
 
 class ConnectionClosed(Ws4RedisError):

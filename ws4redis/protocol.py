@@ -16,6 +16,7 @@ from ws4redis.hub import Delivery
 __all__ = [
     "CONTROL_KINDS",
     "V2_NAME",
+    "Change",
     "Incoming",
     "LegacyProtocol",
     "Origin",
@@ -29,8 +30,25 @@ V2_NAME = "ws4redis.v2"
 
 #: Control messages the server may send on ``ws4redis.v2`` (besides ``message``); anything else is a programming error.
 CONTROL_KINDS = frozenset(
-    {"welcome", "pong", "recovered", "not_recovered", "shutdown", "revoked", "reconnected", "error"}
+    {"welcome", "pong", "recovered", "not_recovered", "shutdown", "revoked", "reconnected", "error", "gap"}
 )
+
+
+#: Answers to ``subscribe`` / ``unsubscribe`` (several facilities on one socket, see ``Change``).
+CONTROL_KINDS = CONTROL_KINDS | {"subscribed", "unsubscribed"}
+
+
+@dataclasses.dataclass(frozen=True)
+class Change:
+    """A v2 client asks to listen to another facility (``subscribe``) or to stop (``unsubscribe``).
+
+    Only parsed here; the connection authorises it with the same policy as at connect and answers.
+    ``audiences`` empty on ``unsubscribe`` means every audience of that facility.
+    """
+
+    kind: str  # "subscribe" or "unsubscribe"
+    facility: str
+    audiences: tuple[str, ...]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -39,6 +57,7 @@ class Incoming:
 
     publish: bytes | None = None
     reply: tuple[bytes, bool] | None = None
+    change: Change | None = None
 
 
 class WireProtocol(Protocol):
@@ -195,7 +214,19 @@ class V2Protocol:
                 return self._error("resume needs 'since', an object of stream -> id")
             # No history yet (a later issue): nothing can be replayed, and the client is told so, not left guessing.
             return Incoming(reply=self._control("not_recovered", streams=sorted(str(k) for k in since), reason="no history"))
+        if kind in ("subscribe", "unsubscribe"):
+            return self._change(kind, message)
         return self._error(f"unknown envelope type {kind!r}")
+
+    def _change(self, kind: str, message: dict[str, Any]) -> Incoming:
+        """``{"type":"subscribe","facility":"b","audiences":["broadcast"]}``: shape checked here, policy later."""
+        facility = message.get("facility")
+        audiences = message.get("audiences", [] if kind == "unsubscribe" else ["broadcast"])
+        if not isinstance(facility, str) or not facility:
+            return self._error(f"{kind} needs 'facility', a string")
+        if not isinstance(audiences, list) or not all(isinstance(a, str) for a in audiences):
+            return self._error(f"{kind} needs 'audiences', a list of strings")
+        return Incoming(change=Change(kind, facility, tuple(dict.fromkeys(audiences))))
 
     def control(self, kind: str, **fields: object) -> tuple[bytes, bool] | None:
         return self._control(kind, **fields)

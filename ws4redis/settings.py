@@ -38,6 +38,13 @@ DEFAULTS: dict[str, Any] = {
     "WS4REDIS_POOL_SIZE": 32,  # Redis connections a process keeps for publishing
     "WS4REDIS_SUBSCRIBE_TIMEOUT": 5.0,  # seconds to wait for Redis to confirm a subscription before refusing
     "WS4REDIS_WAKE_INTERVAL": 10.0,  # seconds between idle wake-ups (lets uWSGI send its pings)
+    "WS4REDIS_HOOKS": {},  # {"facility" or "*": {"connect"|"message"|"disconnect": "dotted.path"}} (ws4redis.hooks)
+    "WS4REDIS_HOOK_TIMEOUT": 5.0,  # seconds a hook may take before its socket is closed (1011)
+    "WS4REDIS_SLOW_CONSUMER": "close",  # or "drop-oldest": what happens when WS4REDIS_QUEUE_BYTES is exceeded
+    "WS4REDIS_PUBLISH_RATE": 20.0,  # messages per second a client may publish through its socket (None: no limit)
+    "WS4REDIS_PUBLISH_BURST": 40,  # messages a client may publish at once before the rate applies
+    "WS4REDIS_MAX_CONNECTIONS_PER_USER": None,  # open sockets per user across all workers (None: no limit)
+    "WS4REDIS_MAX_SUBSCRIPTIONS": 100,  # channels one socket may listen to (a user in many groups)
 }
 
 
