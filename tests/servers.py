@@ -106,6 +106,11 @@ class RedisServer(Process):
 
         return redis.Redis(host="127.0.0.1", port=self.port)
 
+    def restart(self) -> None:
+        """Stop this redis-server and start a fresh one (empty) on the same port: a Redis restart."""
+        self.stop()
+        self.proc = RedisServer(self.port).proc
+
 
 class UwsgiServer(Process):
     """uWSGI serving ``ws4redis.wsgi:application`` for the test project (or ``module``) with gevent."""
