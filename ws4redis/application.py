@@ -14,8 +14,10 @@ from ws4redis import metrics
 from ws4redis.auth import Handshake, handshake
 from ws4redis.connection import Connection
 from ws4redis.exceptions import HandshakeRefused
+from ws4redis.hooks import connect_or_refuse
 from ws4redis.hub import HubUnavailable, get_hub
 from ws4redis.transports import Transport
+from ws4redis.views_runtime import serve_view, view_for
 
 __all__ = ["WebsocketApplication", "refuse"]
 
@@ -45,8 +47,12 @@ class WebsocketApplication:
         self.transport_factory = transport_factory
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        view = view_for(environ)  # a websocket view routed by the urlconf (ws4redis.decorators), else no-code
+        if view is not None:
+            return serve_view(view, environ, start_response, self.transport_factory)
         try:
             accepted = handshake(environ)
+            connect_or_refuse(accepted)  # WS4REDIS_HOOKS "connect": may refuse before the upgrade
         except HandshakeRefused as refusal:
             logger.info("ws4redis: refused %s: %d %s", environ.get("PATH_INFO"), refusal.status, refusal.detail)
             return refuse(start_response, refusal.status, refusal.reason, refusal.detail, refusal.headers)

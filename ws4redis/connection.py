@@ -18,8 +18,8 @@ import gevent.event
 
 from ws4redis import metrics, settings
 from ws4redis.auth import Handshake
-from ws4redis.hooks import HookFailed, hooks_for
 from ws4redis.exceptions import CloseCode, ConnectionClosed, TooManyConnections
+from ws4redis.hooks import HookFailed, hooks_for
 from ws4redis.hub import Delivery, Hub, is_text
 from ws4redis.limits import TokenBucket
 from ws4redis.protocol import WireProtocol, protocol_for
@@ -255,7 +255,7 @@ class Connection:
                 self._change_subscription(incoming.change)
 
     def _message_hook(self, data: bytes) -> bytes | None:
-        """The facility's message hook (``ws4redis.hooks``): transformed bytes, ``None`` to drop; failing closes 1011."""
+        """The facility's message hook (``ws4redis.hooks``): new bytes, or ``None`` to drop; a failure closes 1011."""
         if self._hooks.message is None:
             return data
         try:
@@ -272,6 +272,7 @@ class Connection:
 
         from ws4redis import multiplex
         from ws4redis.exceptions import HandshakeRefused
+        from ws4redis.hub import HubUnavailable
 
         request = self.handshake.request
         new: list[str] = []  # channels to send kept messages of, once the client has its answer
@@ -299,7 +300,7 @@ class Connection:
                 answer = self.protocol.control(
                     "unsubscribed", facility=change.facility, audiences=sorted(change.audiences)
                 )
-        except (HandshakeRefused, PermissionDenied) as refusal:
+        except (HandshakeRefused, PermissionDenied, HubUnavailable) as refusal:
             metrics.DROPPED.labels(f"{change.kind}_refused").inc()
             reason = getattr(refusal, "detail", None) or str(refusal) or "permission denied"
             answer = self.protocol.control("error", reason=reason, request=change.kind, facility=change.facility)
@@ -309,10 +310,10 @@ class Connection:
         self._send_kept_of(new)
 
     def _send_kept_of(self, channels: list[str]) -> None:
-        """The kept last message of newly subscribed channels, as a connecting socket gets them (``WS4REDIS_EXPIRE``)."""
+        """The kept last message of newly subscribed channels, as a new socket gets them (``WS4REDIS_EXPIRE``)."""
         if not channels or not settings.get("WS4REDIS_EXPIRE"):
             return
-        values = get_connection().mget(channels)
+        values: list[bytes | None] = get_connection().mget(channels)  # type: ignore[assignment]
         for channel, data in zip(channels, values, strict=True):
             if data:
                 self._send(*self.protocol.frame(Delivery(channel, data, is_text(data))))

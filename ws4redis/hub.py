@@ -47,12 +47,13 @@ class HubUnavailable(Ws4RedisError):
 class Delivery:
     """One message from Redis, shared by every socket it goes to, so per-message work is done once, not per socket."""
 
-    __slots__ = ("cache", "channel", "data", "text")
+    __slots__ = ("cache", "channel", "data", "received", "text")
 
     def __init__(self, channel: str, data: bytes, text: bool) -> None:
         self.channel = channel
         self.data = data
         self.text = text
+        self.received = time.monotonic()  # start of ws4redis' part of the publish-to-deliver latency (metrics)
         self.cache: dict[str, Any] = {}  # encodings per wire protocol, filled by the first socket that needs one
 
 

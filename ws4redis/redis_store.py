@@ -15,7 +15,7 @@ import redis
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.retry import Retry
 
-from ws4redis import settings
+from ws4redis import metrics, settings
 from ws4redis.audience import SELF, channel_names, prefix_of
 
 __all__ = ["SELF", "RedisMessage", "RedisStore", "get_connection", "publish_pipeline"]
@@ -156,6 +156,7 @@ class RedisStore:
         pipe = self._connection.pipeline(transaction=False)
         publish_pipeline(pipe, channels, bytes(message), expire)
         results = pipe.execute()
+        metrics.PUBLISHED_BY_SERVER.inc(len(channels))
         step = 2 if expire > 0 else 1
         return sum(int(r) for r in results[::step])
 

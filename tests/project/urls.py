@@ -17,3 +17,16 @@ def publish_to_self(request: HttpRequest) -> HttpResponse:
 
 
 urlpatterns = [path("", home), path("publish/", publish_to_self)]
+
+from tests.project import ws_views  # noqa: E402 - websocket views of issue 10, under WEBSOCKET_URL
+
+urlpatterns += [
+    path("ws/echo/", ws_views.echo),
+    path("ws/members/", ws_views.members_only),
+    path("ws/room/<slug:name>/", ws_views.room),
+    path("template/", ws_views.template_page),
+]
+
+from ws4redis.views import metrics  # noqa: E402 - the operator routes the metrics view where they like
+
+urlpatterns += [path("metrics", metrics)]

@@ -1,0 +1,1 @@
+"""Management commands of ws4redis: ``runserver`` (with websockets) and ``runwebsocket``."""

@@ -1,0 +1,1 @@
+"""Template tags of ws4redis (``{% load ws4redis %}``)."""

@@ -1,0 +1,371 @@
+"""Running a websocket view (``ws4redis.decorators``) on a transport, in the connection's own greenlet.
+
+``WebsocketApplication`` asks ``view_for(environ)`` first: a path under ``WEBSOCKET_URL`` that resolves (the project's
+urlconf) to a marked view is served here instead of by the no-code connection loop:
+
+1. not a websocket upgrade: Django's own WSGI handler serves it (the decorator then answers 400 or runs the view);
+2. the upgrade checks and the Origin check (403 for a foreign origin, as every websocket of ws4redis);
+3. the project's middleware (``auth.build_request``): session and user, or a middleware's own refusal;
+4. the view runs with ``request.websocket``; the upgrade (101) happens when it first receives or sends (or calls
+   ``accept()``), so a view can still answer with an ordinary ``HttpResponse`` (403, 404...) before it.
+
+Only the ``Transport`` interface is used, so views run unchanged under uWSGI and under the gevent server. Sends
+happen in the view's greenlet only (uWSGI's calls act on the current greenlet's request); messages of facilities
+the view subscribed to are queued by the hub and forwarded by that greenlet while the view waits in ``receive()``.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import logging
+import time
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+import gevent
+import gevent.event
+from django.core import signals
+from django.http import HttpRequest, HttpResponseBase
+from django.urls import Resolver404, ResolverMatch, resolve
+
+from ws4redis import metrics, settings
+from ws4redis.audience import AUDIENCES, SELF, Subscription, channel_names
+from ws4redis.auth import Handshake, build_request, check_origin, check_upgrade
+from ws4redis.decorators import websocket_mode
+from ws4redis.exceptions import CloseCode, ConnectionClosed, HandshakeRefused
+from ws4redis.hub import Delivery, get_hub, is_text
+from ws4redis.protocol import WireProtocol, protocol_for
+from ws4redis.publisher import RedisPublisher
+from ws4redis.transports import Transport
+
+__all__ = ["ViewSubscription", "WebSocket", "serve_view", "view_for"]
+
+logger = logging.getLogger(__name__)
+
+StartResponse = Callable[..., Any]
+TransportFactory = Callable[[dict[str, Any], Handshake], Transport]
+
+_django_app: Any = None
+
+
+def view_for(environ: dict[str, Any]) -> ResolverMatch | None:
+    """The urlconf match of a websocket view for this request's path, or ``None`` (the no-code path)."""
+    try:
+        match = resolve(environ.get("PATH_INFO", "") or "/")
+    except Resolver404:
+        return None
+    return match if websocket_mode(match.func) else None
+
+
+def _is_upgrade(environ: dict[str, Any]) -> bool:
+    return str(environ.get("HTTP_UPGRADE", "")).strip().lower() == "websocket"
+
+
+def _close_db_connections() -> None:
+    """A websocket lives for hours: the DB connections its view opened must not stay open with it."""
+    from django.db import DatabaseError, connections
+
+    for connection in connections.all(initialized_only=True):
+        try:
+            connection.close()
+        except DatabaseError:  # another greenlet's (a server where they share Django's connection handler)
+            pass
+
+
+class ViewSubscription:
+    """Channels a view listens to through the process's hub; their messages go to the client as they arrive."""
+
+    def __init__(self, websocket: WebSocket, facility: str, audiences: tuple[str, ...], channels: list[str]) -> None:
+        self.websocket = websocket
+        self.facility = facility
+        self.audiences = audiences
+        self.channels = channels
+
+    def cancel(self) -> None:
+        """Stop listening (idempotent); ending the view cancels every subscription anyway."""
+        self.websocket._detach(self)
+
+
+class WebSocket:
+    """``request.websocket`` of a websocket view: receive, send, iterate, close, subscribe, publish.
+
+    Messages come as ``bytes`` (the transports do not tell text from binary frames); ``send`` sends ``str`` as a
+    text frame, ``bytes`` as text when valid UTF-8 (as ws4redis delivers payloads), ``send_bytes`` always binary. ``receive`` returns ``None`` only on timeout; a closed socket raises
+    ``ConnectionClosed``, which the runtime treats as the normal end of the view. Iteration ends when the peer closes.
+    """
+
+    def __init__(self, transport: Transport, request: HttpRequest, environ: dict[str, Any]) -> None:
+        self.transport = transport
+        self.request = request
+        offered = str(environ.get("HTTP_SEC_WEBSOCKET_PROTOCOL", ""))
+        #: Subprotocols the client offered, in its order; pass one to ``accept`` to choose it.
+        self.protocols: list[str] = [p.strip() for p in offered.split(",") if p.strip()]
+        self.subprotocol: str | None = None
+        self.accepted = False
+        self.closed = False
+        self._protocol: WireProtocol | None = None
+        self._wake = gevent.event.Event()
+        self._watcher: Any = None
+        self._queue: collections.deque[Delivery] = collections.deque()
+        self._queued_bytes = 0
+        self._close: ConnectionClosed | None = None
+        self._subscriptions: list[ViewSubscription] = []
+        self._identity: list[tuple[str, str]] = []
+        self._max_message = int(settings.get("WS4REDIS_MAX_MESSAGE_SIZE"))
+        self._queue_limit = int(settings.get("WS4REDIS_QUEUE_BYTES"))
+
+    def __bool__(self) -> bool:
+        return True  # ``if request.websocket:`` tells a websocket request from plain HTTP (``None``)
+
+    # -- the view's API -------------------------------------------------------------------------------------------
+    def accept(self, subprotocol: str | None = None) -> None:
+        """Complete the upgrade (101); implicit at the first receive or send. ``subprotocol`` must have been offered."""
+        if self.accepted:
+            return
+        if subprotocol is not None and subprotocol not in self.protocols:
+            raise ValueError(f"the client did not offer subprotocol {subprotocol!r}")
+        self.transport.accept(subprotocol)
+        self.accepted = True
+        self.subprotocol = subprotocol
+        metrics.CONNECTIONS.inc()
+        self._watcher = gevent.get_hub().loop.io(self.transport.fileno(), 1)
+        self._watcher.start(self._wake.set)
+        # Registered by identity so logout/revocation closes view sockets too, as every ws4redis socket.
+        self._identity = _identity(self.request)
+        get_hub().attach(self, [], timeout=0.0, identity=self._identity)
+
+    def receive(self, timeout: float | None = None) -> bytes | None:
+        """The next message from the client, ``None`` after ``timeout`` seconds; raises ``ConnectionClosed``."""
+        self.accept()
+        deadline = None if timeout is None else time.monotonic() + timeout
+        interval = float(settings.get("WS4REDIS_WAKE_INTERVAL"))
+        while True:
+            self._wake.clear()  # before looking, so nothing that arrives from now on is missed
+            self._forward()
+            data = self.transport.receive_nowait()  # also lets uWSGI answer pings
+            if data is not None:
+                if len(data) > self._max_message:
+                    metrics.DROPPED.labels("message_too_big").inc()
+                    raise self._fail(CloseCode.MESSAGE_TOO_BIG, "message too big")
+                return data
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                return None
+            self._wake.wait(interval if remaining is None else min(interval, remaining))
+
+    def receive_text(self, timeout: float | None = None) -> str | None:
+        """The next message decoded as UTF-8 (``None`` on timeout)."""
+        data = self.receive(timeout)
+        return None if data is None else data.decode("utf-8", errors="replace")
+
+    def receive_json(self, timeout: float | None = None) -> Any:
+        """The next message parsed as JSON; ``ValueError`` when it is not JSON. ``None`` on timeout."""
+        data = self.receive(timeout)
+        return None if data is None else json.loads(data)
+
+    def __iter__(self) -> Iterator[bytes]:
+        """Every message until the client closes the socket."""
+        while True:
+            try:
+                data = self.receive()
+            except ConnectionClosed:
+                return
+            if data is not None:
+                yield data
+
+    def send(self, data: str | bytes) -> None:
+        """Send one message: ``str`` as a text frame; ``bytes`` as ws4redis sends payloads everywhere, a text frame
+        when valid UTF-8, else a binary frame (so echoing what ``receive`` returned keeps text as text)."""
+        if isinstance(data, str):
+            self._send(data.encode(), text=True)
+        else:
+            self._send(bytes(data), text=is_text(bytes(data)))
+
+    def send_bytes(self, data: bytes) -> None:
+        """Send ``data`` as a binary frame, whatever it contains."""
+        self._send(bytes(data), text=False)
+
+    def send_json(self, value: Any) -> None:
+        """Send ``value`` as compact JSON text (``DjangoJSONEncoder``: dates, decimals, UUIDs)."""
+        from django.core.serializers.json import DjangoJSONEncoder
+
+        self.send(json.dumps(value, cls=DjangoJSONEncoder, separators=(",", ":"), ensure_ascii=False))
+
+    def close(self, code: int = CloseCode.NORMAL, reason: str = "") -> None:
+        """Close the socket (idempotent); before the upgrade it only marks the view as done."""
+        if self.closed:
+            return
+        self.closed = True
+        for subscription in list(self._subscriptions):
+            self._detach(subscription)
+        if self.accepted:
+            if self._watcher is not None:
+                self._watcher.stop()
+            get_hub().detach(self, [], identity=self._identity)
+            self.transport.close(code, reason)
+            metrics.CONNECTIONS.dec()
+            metrics.CLOSED.labels(str(int(code))).inc()
+
+    def subscribe(self, facility: str, *audiences: str) -> ViewSubscription:
+        """Listen to ``facility`` for ``audiences`` of this request (default broadcast); returns a handle.
+
+        The view is trusted code, so no policy applies; ``user``, ``group`` and ``session`` mean this request's own
+        (``SELF``). Messages are forwarded to the client while the view waits in ``receive()`` or iteration, framed
+        as the accepted subprotocol says (``ws4redis.v2`` envelopes, else the payload as published).
+        """
+        self.accept()
+        chosen = audiences or ("broadcast",)
+        unknown = [a for a in chosen if a not in AUDIENCES]
+        if unknown:
+            raise ValueError(f"unknown audience {unknown[0]!r} (one of {', '.join(AUDIENCES)})")
+        channels = channel_names(
+            prefix=settings.get("WS4REDIS_PREFIX"), facility=facility, request=self.request,
+            broadcast="broadcast" in chosen,
+            users=[SELF] if "user" in chosen else [],
+            groups=[SELF] if "group" in chosen else [],
+            sessions=[SELF] if "session" in chosen else [],
+        )
+        get_hub().attach(self, channels, timeout=float(settings.get("WS4REDIS_SUBSCRIBE_TIMEOUT")))
+        subscription = ViewSubscription(self, facility, tuple(chosen), channels)
+        self._subscriptions.append(subscription)
+        return subscription
+
+    def publish(self, facility: str, message: str | bytes, **audience: Any) -> None:
+        """Publish like ``RedisPublisher(facility=..., request=<this request>, **audience)`` (``SELF`` works)."""
+        RedisPublisher(facility=facility, request=self.request, **audience).publish_message(message)
+
+    # -- the hub's side (another greenlet: queue and wake, never send) ----------------------------------------------
+    def deliver(self, delivery: Delivery) -> None:
+        if self._close is not None:
+            return
+        if self._queued_bytes + len(delivery.data) > self._queue_limit:
+            metrics.DROPPED.labels("slow_consumer").inc(len(self._queue) + 1)
+            logger.warning("ws4redis: closing slow websocket view consumer %s", _label(self.request))
+            self._request_close(CloseCode.SLOW_CONSUMER, "slow consumer")
+            return
+        self._queue.append(delivery)
+        self._queued_bytes += len(delivery.data)
+        self._wake.set()
+
+    def hub_reconnected(self) -> None:
+        """Messages published while the hub was away are lost; a v2 client is told, as on the no-code path."""
+        frame = self._wire().control("reconnected")
+        if frame is not None:
+            self._queue.append(Delivery("", b"", True))  # a marker: forwarded as the control frame below
+            self._queue[-1].cache["control"] = frame
+            self._wake.set()
+
+    def revoke(self) -> None:
+        self._request_close(CloseCode.REVOKED, "revoked")
+
+    # -- internals ------------------------------------------------------------------------------------------------
+    def _request_close(self, code: int, reason: str) -> None:
+        if self._close is None:
+            self._close = ConnectionClosed(code, reason)
+            self._queue.clear()
+            self._queued_bytes = 0
+        self._wake.set()
+
+    def _wire(self) -> WireProtocol:
+        if self._protocol is None:
+            self._protocol = protocol_for(self.subprotocol, heartbeat=None)
+        return self._protocol
+
+    def _forward(self) -> None:
+        """Send what the hub queued, in this greenlet; raise the pending close, if any."""
+        if self._close is not None:
+            raise self._close
+        frame = self._wire().frame
+        while self._queue:
+            delivery = self._queue.popleft()
+            self._queued_bytes -= len(delivery.data)
+            control = delivery.cache.get("control")
+            data, text = control if control is not None else frame(delivery)
+            self.transport.send(data, text=text)
+            metrics.DELIVERED.inc()
+
+    def _detach(self, subscription: ViewSubscription) -> None:
+        if subscription in self._subscriptions:
+            self._subscriptions.remove(subscription)
+            still = {c for s in self._subscriptions for c in s.channels}
+            get_hub().detach(self, [c for c in subscription.channels if c not in still])
+
+    def _send(self, data: bytes, *, text: bool) -> None:
+        self.accept()
+        if self._close is not None:
+            raise self._close
+        self.transport.send(data, text=text)
+
+    def _fail(self, code: int, reason: str) -> ConnectionClosed:
+        self._close = ConnectionClosed(code, reason)
+        return self._close
+
+
+def _identity(request: HttpRequest) -> list[tuple[str, str]]:
+    return Handshake(request, Subscription("", frozenset(), frozenset()), None, None, "").identity
+
+
+def _label(request: HttpRequest) -> str:
+    return Handshake(request, Subscription("", frozenset(), frozenset()), None, None, "").label
+
+
+def _http_response(response: HttpResponseBase, start_response: StartResponse) -> Iterable[bytes]:
+    """A view's ``HttpResponse`` as the WSGI answer, as Django's WSGI handler writes it."""
+    headers = [*response.items(), *(("Set-Cookie", c.output(header="")) for c in response.cookies.values())]
+    start_response(f"{response.status_code} {response.reason_phrase}", headers)
+    return response
+
+
+def serve_view(
+    match: ResolverMatch, environ: dict[str, Any], start_response: StartResponse, transport_factory: TransportFactory
+) -> Iterable[bytes]:
+    """Serve one request for a websocket view: plain HTTP through Django, an upgrade through the view itself."""
+    from ws4redis.application import refuse
+
+    global _django_app
+    if not _is_upgrade(environ):
+        if _django_app is None:
+            from django.core.handlers.wsgi import WSGIHandler
+
+            _django_app = WSGIHandler()
+        return _django_app(environ, start_response)  # type: ignore[no-any-return]
+    signals.request_started.send(sender=WebSocket, environ=environ)
+    websocket: WebSocket | None = None
+    try:
+        try:
+            key = check_upgrade(environ)
+            check_origin(environ)
+            request = build_request(environ)
+        except HandshakeRefused as refusal:
+            logger.info("ws4redis: refused %s: %d %s", environ.get("PATH_INFO"), refusal.status, refusal.detail)
+            return refuse(start_response, refusal.status, refusal.reason, refusal.detail, refusal.headers)
+        placeholder = Handshake(request, Subscription(match.view_name or "", frozenset(), frozenset()), None, None, key)
+        websocket = WebSocket(transport_factory(environ, placeholder), request, environ)
+        request.websocket = websocket  # type: ignore[attr-defined]
+        code: int = CloseCode.NORMAL
+        reason = ""
+        response: Any = None
+        try:
+            response = match.func(request, *match.args, **match.kwargs)
+        except ConnectionClosed as closed:
+            code, reason = closed.code, closed.reason  # the peer left, or a close was requested: a normal end
+        except Exception:
+            logger.exception("ws4redis: websocket view %s failed", match.view_name or match.func)
+            if not websocket.accepted:
+                return refuse(start_response, 500, "Internal Server Error", "internal error", [])
+            code, reason = CloseCode.INTERNAL_ERROR, "internal error"
+        if not websocket.accepted:
+            websocket.closed = True
+            if isinstance(response, HttpResponseBase):
+                return _http_response(response, start_response)
+            return refuse(start_response, 500, "Internal Server Error", "the view neither accepted nor answered", [])
+        if response is not None and not isinstance(response, HttpResponseBase):
+            logger.warning("ws4redis: websocket view %s returned %r, ignored", match.view_name, type(response))
+        websocket.close(code, reason)
+        return []
+    finally:
+        if websocket is not None and not websocket.closed:
+            websocket.close(CloseCode.INTERNAL_ERROR, "internal error")
+        _close_db_connections()
+        signals.request_finished.send(sender=WebSocket)
