@@ -193,7 +193,7 @@ def test_sigterm_closes_with_1001_and_a_jittered_reconnect_delay(redis_server: R
 def test_several_workers_share_the_port(redis_server: RedisServer, people: People) -> None:
     server = GeventServer(processes=3)
     try:
-        assert len(server.workers()) == 3
+        _core.wait_until(lambda: len(server.workers()) == 3)  # the port listens before the workers are forked
         sockets = [connect(server, "/ws/wide?subscribe-broadcast") for _ in range(60)]
         assert _core.publish("wide", "to every worker", broadcast=True) >= 1
         assert all(ws.recv() == "to every worker" for ws in sockets)

@@ -108,11 +108,21 @@ def test_ping_is_answered_with_a_pong_echoing_t() -> None:
     assert decode(incoming.reply) == {"type": "pong", "t": 1234.5}
 
 
-def test_resume_is_answered_not_recovered_until_history_exists() -> None:
+def test_resume_is_handed_to_the_connection_which_replays_from_history() -> None:
     incoming = v2().incoming(b'{"type":"resume","since":{"user:chat":"5-0","broadcast:chat":"9-0"}}')
-    assert incoming.publish is None
-    assert decode(incoming.reply) == {
-        "type": "not_recovered", "streams": ["broadcast:chat", "user:chat"], "reason": "no history",
+    assert incoming.publish is None and incoming.reply is None
+    assert incoming.resume == {"user:chat": "5-0", "broadcast:chat": "9-0"}
+
+
+def test_envelope_carries_the_stream_id() -> None:
+    frame = v2().frame(Delivery("pfx:broadcast:f", b"x", True, "17-0"))
+    assert decode(frame)["id"] == "17-0"
+
+
+def test_presence_events_are_control_messages_on_v2() -> None:
+    event = Delivery("pfx:group:red:room", b'{"type":"join","user":"ann","client":"c1"}', True, event=True)
+    assert decode(v2().frame(event)) == {
+        "type": "join", "channel": "room", "audience": "group", "group": "red", "user": "ann", "client": "c1",
     }
 
 

@@ -15,14 +15,16 @@ from typing import TYPE_CHECKING, Any
 
 import gevent
 import gevent.event
+import redis
 
-from ws4redis import metrics, settings
+from ws4redis import history, metrics, settings
 from ws4redis.auth import Handshake
 from ws4redis.exceptions import CloseCode, ConnectionClosed, TooManyConnections
 from ws4redis.hooks import HookFailed, hooks_for
 from ws4redis.hub import Delivery, Hub, is_text
 from ws4redis.limits import TokenBucket
-from ws4redis.protocol import WireProtocol, protocol_for
+from ws4redis.presence import Tracker
+from ws4redis.protocol import WireProtocol, origin_of, protocol_for
 from ws4redis.quota import ConnectionQuota
 from ws4redis.redis_store import get_connection, publish_pipeline
 from ws4redis.transports import Transport
@@ -67,9 +69,18 @@ class Connection:
         self._expires_at = handshake.session_expiry  # wall-clock time, or None
         self._quota: ConnectionQuota | None = None
         self._next_check = 0.0
+        # History (ws4redis.history) and presence (ws4redis.presence): nothing to do on facilities without them.
+        self._recovery = history.Recovery(self._listen)
+        self._hold_until: float | None = None  # v2 with history: live messages wait for the client's resume until
+        self._hold_timer: Any = None
+        self._late = False  # the wait ran out: a resume now could not be put in order with what went out live
+        identity = dict(handshake.identity)
+        self._presence = Tracker(self._listen, user=identity.get("user"), session_key=identity.get("session"))
 
     # -- called by the hub (another greenlet): queue and wake, never block ---------------------------------------
     def deliver(self, delivery: Delivery) -> None:
+        if delivery.event and self.protocol.name is None:
+            return  # join/leave events are v2 control messages; a legacy client would take them for data
         own = self._own
         if own and (delivery.channel, delivery.data) in own:
             own.remove((delivery.channel, delivery.data))
@@ -105,7 +116,14 @@ class Connection:
                 self._control_frames.append(gap)
 
     def hub_reconnected(self) -> None:
-        """Messages published while the hub was disconnected are gone; a v2 client is told (see protocol)."""
+        """Messages published while the hub was disconnected are gone; a v2 client is told (see protocol).
+
+        Channels with history are replayed instead, in this connection's greenlet (``_catch_up``).
+        """
+        if self._recovery.enabled:
+            self._recovery.pending = True
+            self._wake.set()
+            return
         frame = self.protocol.control("reconnected")
         if frame is not None:
             self._control_frames.append(frame)
@@ -143,6 +161,7 @@ class Connection:
             self._release_quota()
             raise
         self._attached = True
+        self._start_history()
 
     def run(self) -> None:
         """Upgrade, send the kept messages, then serve until the peer leaves or a close is requested."""
@@ -156,6 +175,8 @@ class Connection:
             logger.info("ws4redis: websocket open for %s on %s", self.handshake.label, facility)
             watcher = gevent.get_hub().loop.io(self.transport.fileno(), 1)
             watcher.start(self._wake.set)
+            if self._presence.channels:
+                self._presence.join(get_connection())
             self._send_welcome()
             self._send_kept()
             self._loop()
@@ -180,6 +201,8 @@ class Connection:
             self._attached = False
             self.hub.detach(self, self._listen, identity=self.handshake.identity)
         self._release_quota()
+        if self._presence.channels:
+            self._presence.leave(get_connection())
 
     def _release_quota(self) -> None:
         quota, self._quota = self._quota, None
@@ -193,7 +216,8 @@ class Connection:
         """Tell a v2 client what it got (the policy may have narrowed what it asked for); legacy gets nothing."""
         sub = self.handshake.subscription
         welcome = self.protocol.control(
-            "welcome", facility=sub.facility, subscribe=sorted(sub.subscribe), publish=sorted(sub.publish)
+            "welcome", facility=sub.facility, subscribe=sorted(sub.subscribe), publish=sorted(sub.publish),
+            **self._history_welcome(),
         )
         if welcome is not None:
             self._send(*welcome)
@@ -205,7 +229,7 @@ class Connection:
             self._send(*self.protocol.frame(Delivery(channel, data, is_text(data))))
 
     def _loop(self) -> None:
-        interval = float(settings.get("WS4REDIS_WAKE_INTERVAL"))
+        interval = min(float(settings.get("WS4REDIS_WAKE_INTERVAL")), self._presence.refresh_every)
         wake = self._wake
         while True:
             wake.wait(interval)
@@ -220,6 +244,7 @@ class Connection:
                     continue
             self._drain_socket()
             self._flush_control()
+            self._catch_up()
             self._drain_queue()
 
     def _idle_checks(self) -> bool:
@@ -245,6 +270,9 @@ class Connection:
                 )
                 raise ConnectionClosed(CloseCode.MESSAGE_TOO_BIG, "message too big")
             incoming = self.protocol.incoming(data)
+            if incoming.resume is not None:
+                self._resume(incoming.resume)
+            self._hold_until = None  # the client has spoken: no resume comes before live messages now
             if incoming.reply is not None:
                 self._send(*incoming.reply)
             if incoming.publish is not None:
@@ -343,18 +371,139 @@ class Connection:
         metrics.PUBLISHED_BY_CLIENTS.inc()
 
     def _drain_queue(self) -> None:
+        if self._hold_until is not None:
+            return  # waiting for the client's resume, so that replayed messages go out before live ones
+        fresh = self._recovery.fresh
         queue = self._queue
         frame = self.protocol.frame
         sent = 0
         while queue:
             delivery = queue.popleft()
             self._queued_bytes -= len(delivery.data)
+            if delivery.id is not None and not fresh(delivery.channel, delivery.id):
+                continue  # already sent by a replay from history
             self._send(*frame(delivery))
             sent += 1
             if self._close is not None:
                 break
         if sent:
             metrics.DELIVERED.inc(sent)
+
+    # -- history and presence (ws4redis.history, ws4redis.presence) --------------------------------------------
+    def _start_history(self) -> None:
+        """Record each history stream's position now that Redis confirmed the subscriptions; a v2 socket then holds
+        live messages until the client resumes (or ``WS4REDIS_RESUME_WAIT`` runs out), so a replay precedes them."""
+        if not self._recovery.enabled:
+            return
+        try:
+            self._recovery.start(get_connection())
+        except (redis.RedisError, OSError) as exc:
+            logger.warning("ws4redis: could not read history positions for %s (%s)", self.handshake.label, exc)
+            return
+        wait = float(settings.get("WS4REDIS_RESUME_WAIT") or 0)
+        if self.protocol.name is not None and wait > 0:
+            self._hold_until = time.monotonic() + wait
+            self._hold_timer = gevent.get_hub().loop.timer(wait)
+            self._hold_timer.start(self._wake.set)
+
+    def _history_welcome(self) -> dict[str, Any]:
+        """``offsets`` for the v2 welcome: where each history stream stood, so a client that receives nothing on a
+        stream before it drops can still resume it."""
+        if not self._recovery.last:
+            return {}
+        prefix = settings.get("WS4REDIS_PREFIX")
+        return {"offsets": {origin_of(c, prefix=prefix).stream: i for c, i in self._recovery.offsets().items()}}
+
+    def _resume(self, since: dict[str, str]) -> None:
+        """A v2 ``resume``: replay from history what the client missed, then ``recovered`` or ``not_recovered``.
+
+        Every stream of the socket without history is reported as not recovered: the client may have missed
+        messages there and nothing can tell it which.
+        """
+        prefix = settings.get("WS4REDIS_PREFIX")
+        stream_of = {channel: origin_of(channel, prefix=prefix).stream for channel in self._listen}
+        channel_of = {stream: channel for channel, stream in stream_of.items()}
+        reasons: dict[str, str] = {}
+        positions: dict[str, history.StreamId] = {}
+        for stream, raw in since.items():
+            channel = channel_of.get(stream)
+            if channel is None or not self._recovery.track(channel):
+                continue  # not one of this socket's streams, or one without history (reported below)
+            parsed = history.parse_id(raw)
+            if parsed is None:
+                reasons[stream] = "bad id"
+            elif self._late:
+                reasons[stream] = "late"
+            else:
+                positions[channel] = parsed
+        for channel in self._listen:
+            if not self._recovery.track(channel):
+                reasons[stream_of[channel]] = "no history"
+        messages, lost = self._recovery.replay(get_connection(), positions) if positions else ([], [])
+        for channel in lost:
+            reasons[stream_of[channel]] = "window exceeded"
+        self._send_replayed(messages)
+        if reasons:
+            metrics.RECOVERIES.labels("not_recovered").inc()
+            answer = self.protocol.control(
+                "not_recovered", streams=sorted(reasons), reason=reasons[min(reasons)], reasons=reasons,
+                replayed=len(messages),
+            )
+        else:
+            metrics.RECOVERIES.labels("recovered").inc()
+            streams = sorted(stream_of[c] for c in positions)
+            answer = self.protocol.control("recovered", streams=streams, replayed=len(messages))
+        if answer is not None:
+            self._send(*answer)
+
+    def _catch_up(self) -> None:
+        """Per wake-up: end an expired resume wait, replay after a hub reconnect, refresh presence when due."""
+        now = time.monotonic()
+        if self._hold_until is not None and now >= self._hold_until:
+            self._hold_until = None
+            self._late = True
+        if self._recovery.pending and self._hold_until is None:
+            self._recovery.pending = False
+            self._replay_after_reconnect()
+        if self._presence.channels:
+            self._presence.refresh(get_connection(), now)
+
+    def _replay_after_reconnect(self) -> None:
+        """The hub's link dropped and is back: replay each history channel from the last id this socket sent.
+
+        Waits for Redis to confirm the resubscription first, or what is published in between would be lost. Silent
+        when everything was recovered; otherwise a v2 client gets ``reconnected`` naming what may be lost.
+        """
+        prefix = settings.get("WS4REDIS_PREFIX")
+        channels = list(self._recovery.last)
+        lost: list[str] = [c for c in self._listen if c not in self._recovery.last]
+        replayed = 0
+        if self.hub.confirmed(channels, float(settings.get("WS4REDIS_SUBSCRIBE_TIMEOUT"))):
+            try:
+                messages, unrecoverable = self._recovery.replay(get_connection(), dict(self._recovery.last))
+            except (redis.RedisError, OSError) as exc:
+                logger.warning("ws4redis: history replay for %s failed (%s)", self.handshake.label, exc)
+                self._recovery.pending = True  # tried again at the next wake-up
+                return
+            self._send_replayed(messages)
+            replayed = len(messages)
+            lost += unrecoverable
+        else:
+            lost += channels
+        metrics.RECOVERIES.labels("not_recovered" if lost else "recovered").inc()
+        if lost:
+            frame = self.protocol.control(
+                "reconnected", streams=sorted(origin_of(c, prefix=prefix).stream for c in lost), replayed=replayed
+            )
+            if frame is not None:
+                self._send(*frame)
+
+    def _send_replayed(self, messages: list[tuple[str, str, bytes]]) -> None:
+        frame = self.protocol.frame
+        for channel, message_id, data in messages:
+            self._send(*frame(Delivery(channel, data, is_text(data), message_id)))
+        if messages:
+            metrics.DELIVERED.inc(len(messages))
 
     def _flush_control(self) -> None:
         while self._control_frames:

@@ -27,7 +27,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from ws4redis import metrics, settings
+from ws4redis import history, metrics, settings
 from ws4redis.exceptions import Ws4RedisError
 from ws4redis.redis_store import new_client
 from ws4redis.revocation import control_channel, parse_control
@@ -47,12 +47,14 @@ class HubUnavailable(Ws4RedisError):
 class Delivery:
     """One message from Redis, shared by every socket it goes to, so per-message work is done once, not per socket."""
 
-    __slots__ = ("cache", "channel", "data", "received", "text")
+    __slots__ = ("cache", "channel", "data", "event", "id", "received", "text")
 
-    def __init__(self, channel: str, data: bytes, text: bool) -> None:
+    def __init__(self, channel: str, data: bytes, text: bool, id: str | None = None, event: bool = False) -> None:
         self.channel = channel
         self.data = data
         self.text = text
+        self.id = id  # stream id where the channel keeps history (ws4redis.history), else None
+        self.event = event  # a v2 control event (join/leave; ``data`` is its JSON), never shown to legacy clients
         self.received = time.monotonic()  # start of ws4redis' part of the publish-to-deliver latency (metrics)
         self.cache: dict[str, Any] = {}  # encodings per wire protocol, filled by the first socket that needs one
 
@@ -149,6 +151,17 @@ class Hub:
         if gone:
             metrics.SUBSCRIPTIONS.set(len(self._listeners))
             self._command("UNSUBSCRIBE", gone)
+
+    def confirmed(self, channels: Iterable[str], timeout: float) -> bool:
+        """Wait until Redis confirmed the subscription of each of ``channels`` (after a reconnect, say).
+
+        A replay from history must start after the subscription is live, or what is published in between is lost.
+        """
+        for channel in channels:
+            ready = self._ready.get(channel)
+            if ready is not None and not ready.wait(timeout):
+                return False
+        return True
 
     @property
     def channels(self) -> list[str]:
@@ -290,7 +303,8 @@ class Hub:
         listeners = self._listeners.get(channel)
         if not listeners:
             return
-        delivery = Delivery(channel, data, is_text(data))
+        payload, message_id, event = history.unwrap(data)  # the stream id prefix never reaches a socket
+        delivery = Delivery(channel, payload, is_text(payload), message_id, event)
         for listener in tuple(listeners):
             try:
                 listener.deliver(delivery)

@@ -36,6 +36,8 @@ CONTROL_KINDS = frozenset(
 
 #: Answers to ``subscribe`` / ``unsubscribe`` (several facilities on one socket, see ``Change``).
 CONTROL_KINDS = CONTROL_KINDS | {"subscribed", "unsubscribed"}
+#: Presence events on a channel (``ws4redis.presence``), delivered to its v2 subscribers.
+CONTROL_KINDS = CONTROL_KINDS | {"join", "leave"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,6 +60,7 @@ class Incoming:
     publish: bytes | None = None
     reply: tuple[bytes, bool] | None = None
     change: Change | None = None
+    resume: dict[str, str] | None = None  # v2 resume: stream -> last id seen; the connection replays and answers
 
 
 class WireProtocol(Protocol):
@@ -178,8 +181,10 @@ class V2Protocol:
     def frame(self, delivery: Delivery) -> tuple[bytes, bool]:
         cached: tuple[bytes, bool] | None = delivery.cache.get(V2_NAME)
         if cached is None:
-            if delivery.text:
-                cached = (_dumps(self.envelope(delivery.channel, delivery.data.decode())), True)
+            if delivery.event:
+                cached = self._event(delivery)
+            elif delivery.text:
+                cached = (_dumps(self.envelope(delivery.channel, delivery.data.decode(), message_id=delivery.id)), True)
             else:
                 cached = (delivery.data, False)
             delivery.cache[V2_NAME] = cached
@@ -212,8 +217,8 @@ class V2Protocol:
             since = message.get("since")
             if not isinstance(since, dict):
                 return self._error("resume needs 'since', an object of stream -> id")
-            # No history yet (a later issue): nothing can be replayed, and the client is told so, not left guessing.
-            return Incoming(reply=self._control("not_recovered", streams=sorted(str(k) for k in since), reason="no history"))
+            # Answered by the connection: it replays from history (ws4redis.history) and says recovered or not.
+            return Incoming(resume={str(stream): str(position) for stream, position in since.items()})
         if kind in ("subscribe", "unsubscribe"):
             return self._change(kind, message)
         return self._error(f"unknown envelope type {kind!r}")
@@ -230,6 +235,20 @@ class V2Protocol:
 
     def control(self, kind: str, **fields: object) -> tuple[bytes, bool] | None:
         return self._control(kind, **fields)
+
+    def _event(self, delivery: Delivery) -> tuple[bytes, bool]:
+        """A join/leave event published on a channel (``ws4redis.presence``), told where it happened."""
+        try:
+            fields = json.loads(delivery.data)
+        except ValueError:
+            fields = None
+        if not isinstance(fields, dict) or fields.get("type") not in ("join", "leave"):
+            return self._control("error", reason="malformed event")
+        origin = origin_of(delivery.channel, prefix=self._prefix)
+        where: dict[str, Any] = {"channel": origin.facility, "audience": origin.audience}
+        if origin.group is not None:
+            where["group"] = origin.group
+        return _dumps({"type": fields.pop("type"), **where, **fields}), True
 
     def _control(self, kind: str, **fields: object) -> tuple[bytes, bool]:
         if kind not in CONTROL_KINDS:

@@ -15,7 +15,7 @@ import redis
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.retry import Retry
 
-from ws4redis import metrics, settings
+from ws4redis import history, metrics, settings
 from ws4redis.audience import SELF, channel_names, prefix_of
 
 __all__ = ["SELF", "RedisMessage", "RedisStore", "get_connection", "publish_pipeline"]
@@ -92,12 +92,25 @@ class RedisMessage(bytes):
         return super().__new__(cls, value)
 
 
-def publish_pipeline(pipe: Any, channels: list[str], message: bytes, expire: int) -> None:
-    """Queue on ``pipe`` a PUBLISH to each channel and, when ``expire`` > 0, the kept last message."""
+def publish_pipeline(pipe: Any, channels: list[str], message: bytes, expire: int) -> list[int]:
+    """Queue on ``pipe`` a PUBLISH to each channel and, when ``expire`` > 0, the kept last message.
+
+    A channel whose facility keeps history (``WS4REDIS_HISTORY``) gets one atomic script instead: XADD to its stream,
+    PUBLISH with the stream id, kept message (``ws4redis.history``). Returns how many replies each channel adds to
+    the pipeline, its first being the PUBLISH count, so callers can pick the counts out of ``execute()``.
+    """
+    steps: list[int] = []
     for channel in channels:
+        window = history.window_for(channel)
+        if window is not None:
+            history.queue_publish(pipe, channel, message, expire, window)
+            steps.append(1)
+            continue
         pipe.publish(channel, message)
         if expire > 0:
             pipe.set(channel, message, ex=expire)
+        steps.append(2 if expire > 0 else 1)
+    return steps
 
 
 class RedisStore:
@@ -154,9 +167,12 @@ class RedisStore:
             return 0
         expire = self._expire if expire is None else int(expire)
         pipe = self._connection.pipeline(transaction=False)
-        publish_pipeline(pipe, channels, bytes(message), expire)
+        steps = publish_pipeline(pipe, channels, bytes(message), expire)
         results = pipe.execute()
         metrics.PUBLISHED_BY_SERVER.inc(len(channels))
-        step = 2 if expire > 0 else 1
-        return sum(int(r) for r in results[::step])
+        total, index = 0, 0
+        for step in steps:
+            total += int(results[index])
+            index += step
+        return total
 

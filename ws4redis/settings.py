@@ -38,6 +38,9 @@ DEFAULTS: dict[str, Any] = {
     "WS4REDIS_POOL_SIZE": 32,  # Redis connections a process keeps for publishing
     "WS4REDIS_SUBSCRIBE_TIMEOUT": 5.0,  # seconds to wait for Redis to confirm a subscription before refusing
     "WS4REDIS_WAKE_INTERVAL": 10.0,  # seconds between idle wake-ups (lets uWSGI send its pings)
+    "WS4REDIS_HISTORY": {},  # {"facility" or pattern: {"size": N, "ttl": seconds}}: Redis Streams (ws4redis.history)
+    "WS4REDIS_RESUME_WAIT": 2.0,  # seconds a v2 socket with history holds live messages until the client's resume
+    "WS4REDIS_PRESENCE": {},  # {"facility" or pattern: {"ttl": seconds, "events": bool}} (ws4redis.presence)
     "WS4REDIS_HOOKS": {},  # {"facility" or "*": {"connect"|"message"|"disconnect": "dotted.path"}} (ws4redis.hooks)
     "WS4REDIS_HOOK_TIMEOUT": 5.0,  # seconds a hook may take before its socket is closed (1011)
     "WS4REDIS_SLOW_CONSUMER": "close",  # or "drop-oldest": what happens when WS4REDIS_QUEUE_BYTES is exceeded

@@ -32,7 +32,7 @@
   // Options only the original client knew: their presence means "a page written for django-websocket-redis".
   var ORIGINAL_OPTIONS = ['uri', 'connecting', 'connected', 'disconnected', 'receive_message', 'heartbeat_msg'];
   var EVENTS = ['open', 'close', 'message', 'stale', 'fresh', 'recovered', 'pong', 'welcome', 'shutdown', 'revoked',
-    'error', 'state'];
+    'error', 'state', 'presence'];
   var CONNECTING = 0, OPEN = 1, CLOSING = 2, CLOSED = 3;
 
   // ---------------------------------------------------------------------------------------------------------------
@@ -453,6 +453,7 @@
     }
     if (this.protocol === V2 && (reconnect || Object.keys(this.lastIds).length)) {
       socket.ws.send(envelopes.resume(this.lastIds));
+      socket.resumed = true;
     }
     this._setState('open');
     var waiters = this._waiters;
@@ -504,7 +505,24 @@
         if (typeof frame.body.t === 'number') this.rtt = Math.max(0, now() - frame.body.t);
         this._emit('pong', { rtt: this.rtt });
         return;
+      case 'join':
+      case 'leave':
+        // Presence (WS4REDIS_PRESENCE with events): {type, channel, audience, user, client}.
+        this._emit('presence', frame.body);
+        return;
       case 'welcome':
+        // History is on (offsets given): remember where each stream stood, so a stream on which nothing arrives
+        // before a drop can still be resumed, and answer at once, because the server holds live messages of
+        // those streams until it hears from the client (replayed messages must precede live ones).
+        if (frame.body.offsets && typeof frame.body.offsets === 'object') {
+          for (var stream in frame.body.offsets) {
+            if (!(stream in this.lastIds)) this.lastIds[stream] = frame.body.offsets[stream];
+          }
+          if (!socket.resumed) {
+            socket.ws.send(envelopes.resume(this.lastIds));
+            socket.resumed = true;
+          }
+        }
         this._emit('welcome', frame.body);
         return;
       case 'recovered':

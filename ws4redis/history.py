@@ -1,0 +1,286 @@
+"""History: a Redis Stream per channel, so a client (or a worker whose Redis link dropped) gets back what it missed.
+
+Turned on per facility by ``WS4REDIS_HISTORY`` (``{"chat": {"size": 1000, "ttl": 3600}, "feed-*": {...}}``). For such
+a facility one publish is one Lua script per channel, in the publisher's single round trip: XADD to the channel's
+stream (``MAXLEN ~ size``, ``EXPIRE ttl``), PUBLISH, and the kept last message (``WS4REDIS_EXPIRE``). Atomic, so the
+order of the stream is the order of pub/sub: what a socket replays and what it receives live can be merged by id.
+
+The pub/sub payload of a history-enabled channel carries its stream id in a small binary prefix, which the hub
+strips (``unwrap``) before anything reaches a socket::
+
+    b"\\x00\\xffws4redis:id:" + b"1700000000000-0" + b"\\n" + payload
+
+so a legacy client still receives the payload byte for byte, and the kept message (``SET``) is the payload alone. A
+payload published without the prefix (a django-websocket-redis 0.6 publisher, a facility without history) passes
+through untouched, with no id. ``\\xff`` never occurs in UTF-8, so no text payload can be mistaken for the prefix.
+
+Recovery (``Recovery``, one per socket) tracks the last id each socket was sent per history-enabled channel, replays
+``XRANGE (last +`` when the client resumes or the hub reconnects, and drops live deliveries the replay already sent.
+Whether the window still holds a position is decided by ``recoverable`` (pure).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import fnmatch
+import logging
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import redis
+
+from ws4redis import settings
+from ws4redis.audience import prefix_of
+
+__all__ = [
+    "EVENT_MARK",
+    "ID_MARK",
+    "ZERO",
+    "Recovery",
+    "Window",
+    "history_key",
+    "parse_id",
+    "queue_publish",
+    "recoverable",
+    "unwrap",
+    "window_for",
+]
+
+logger = logging.getLogger(__name__)
+
+#: Prefix of a pub/sub payload that carries its stream id (``ID_MARK + id + b"\n" + payload``).
+ID_MARK = b"\x00\xffws4redis:id:"
+#: Prefix of a pub/sub payload that is a v2 control event (join/leave), never a message: ``EVENT_MARK + json``.
+EVENT_MARK = b"\x00\xffws4redis:event:"
+
+StreamId = tuple[int, int]
+#: "Before everything": the position of a socket that subscribed while its channel's stream did not exist.
+ZERO: StreamId = (0, 0)
+
+# One publish to a history-enabled channel: atomic, so stream order == pub/sub order. KEYS: channel, stream.
+# ARGV: payload, kept-message expiry (0: none), size, ttl, ID_MARK.
+_PUBLISH_SCRIPT = """
+local id = redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '*', 'd', ARGV[1])
+redis.call('EXPIRE', KEYS[2], ARGV[4])
+local n = redis.call('PUBLISH', KEYS[1], ARGV[5] .. id .. '\\n' .. ARGV[1])
+if tonumber(ARGV[2]) > 0 then redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2]) end
+return n
+"""
+
+
+@dataclasses.dataclass(frozen=True)
+class Window:
+    """How much of a channel's past is kept: at least ``size`` messages (trimming is approximate), for ``ttl`` seconds
+    after the last publish."""
+
+    size: int
+    ttl: int
+
+
+def window_for(channel: str) -> Window | None:
+    """The history window of ``channel`` from ``WS4REDIS_HISTORY``, or ``None`` when its facility keeps none.
+
+    The facility is the last ``:``-separated part of the channel name (a facility never contains ``:``). An exact
+    name wins over patterns; patterns (``fnmatch``) are tried in the setting's order.
+    """
+    config: Mapping[str, Mapping[str, Any]] = settings.get("WS4REDIS_HISTORY") or {}
+    if not config:
+        return None
+    facility = channel.rpartition(":")[2]
+    entry = config.get(facility)
+    if entry is None:
+        entry = next((value for pattern, value in config.items() if fnmatch.fnmatchcase(facility, pattern)), None)
+    if entry is None:
+        return None
+    return Window(size=int(entry.get("size", 1000)), ttl=int(entry.get("ttl", 3600)))
+
+
+def history_key(channel: str) -> str:
+    """The stream key of ``channel``: ``{prefix:}history:{channel without prefix}``.
+
+    Not ``{channel}:history``: a group name may contain ``:``, so that could be another channel's kept-message key.
+    No channel starts with ``history:``, and the key keeps ``WS4REDIS_PREFIX`` in front like every other ws4redis key.
+    """
+    head = prefix_of(settings.get("WS4REDIS_PREFIX"))
+    rest = channel[len(head) :] if head and channel.startswith(head) else channel
+    return f"{head}history:{rest}"
+
+
+def queue_publish(pipe: Any, channel: str, message: bytes, expire: int, window: Window) -> None:
+    """Queue on ``pipe`` the atomic XADD + PUBLISH (+ kept message) of one channel; its reply is the PUBLISH count.
+
+    EVAL with the script's text rather than EVALSHA: still one round trip, and no NOSCRIPT failure after a Redis
+    restart to recover from in the middle of someone else's pipeline.
+    """
+    pipe.eval(
+        _PUBLISH_SCRIPT, 2, channel, history_key(channel), message, max(expire, 0), window.size, window.ttl, ID_MARK
+    )
+
+
+def parse_id(value: str | bytes) -> StreamId | None:
+    """``"1700000000000-3"`` as ``(1700000000000, 3)``; ``None`` for anything that is not a stream id."""
+    text = value.decode() if isinstance(value, bytes) else value
+    ms, sep, seq = text.partition("-")
+    if not sep or not ms.isdigit() or not seq.isdigit():
+        return None
+    return int(ms), int(seq)
+
+
+def format_id(value: StreamId) -> str:
+    return f"{value[0]}-{value[1]}"
+
+
+def unwrap(data: bytes) -> tuple[bytes, str | None, bool]:
+    """A pub/sub payload as ``(payload, stream id or None, is_event)``; the hub calls this once per message.
+
+    A malformed prefix is left in place rather than guessed at: it was not written by ``queue_publish``.
+    """
+    if data[:2] != b"\x00\xff":
+        return data, None, False
+    if data.startswith(ID_MARK):
+        head, sep, payload = data[len(ID_MARK) :].partition(b"\n")
+        if sep and parse_id(head) is not None:
+            return payload, head.decode(), False
+    elif data.startswith(EVENT_MARK):
+        return data[len(EVENT_MARK) :], None, True
+    return data, None, False
+
+
+def recoverable(since: StreamId, *, exists: bool, first: StreamId | None, max_deleted: StreamId | None) -> bool:
+    """Whether a stream still holds everything published after ``since``.
+
+    - A missing stream: only when the position is ``ZERO`` (the stream did not exist then either); otherwise it
+      expired or was reset (a Redis restart without persistence, a DEL), and what it held is gone.
+    - The first entry at or before the successor of ``since``: nothing after ``since`` can have been trimmed.
+    - Otherwise, with Redis >= 7 (``max-deleted-entry-id``): nothing after ``since`` was trimmed iff the largest id
+      ever trimmed is not after it. A stream recreated after ``since`` starts after it, so its trimmed ids (if any) are
+      after ``since`` too, and ``0-0`` (nothing trimmed) proves nothing about a reset; hence ``max_deleted != ZERO``.
+      From ``ZERO``, ``0-0`` means nothing was ever trimmed since the stream was created: all of it is there.
+    """
+    if not exists:
+        return since == ZERO
+    if first is not None and first <= (since[0], since[1] + 1):
+        return True
+    if max_deleted is None:
+        return False
+    if since == ZERO:
+        return max_deleted == ZERO
+    return max_deleted != ZERO and max_deleted <= since
+
+
+def _xinfo_id(info: Mapping[Any, Any], name: str) -> StreamId | None:
+    value = info.get(name)
+    if isinstance(value, (tuple, list)):  # first-entry: (id, fields)
+        value = value[0] if value else None
+    return parse_id(value) if isinstance(value, (bytes, str)) else None
+
+
+class Recovery:
+    """One socket's positions in the streams of its history-enabled channels.
+
+    Created per connection; every method runs in the connection's own greenlet except ``fresh``'s callers (also the
+    connection's greenlet). ``last`` is the id of the last message *sent* on each channel: the point to replay from.
+    """
+
+    def __init__(self, channels: Iterable[str]) -> None:
+        self.windows: dict[str, Window] = {}
+        for channel in channels:
+            window = window_for(channel)
+            if window is not None:
+                self.windows[channel] = window
+        self.last: dict[str, StreamId] = {}
+        self.pending = False  # the hub reconnected: replay from ``last`` at the next wake-up
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.windows)
+
+    def start(self, client: redis.Redis) -> None:
+        """Record where each stream stands now; call once Redis confirmed the subscriptions (so nothing after it is
+        missed by pub/sub) and before anything is sent. One round trip."""
+        channels = list(self.windows)
+        if not channels:
+            return
+        pipe = client.pipeline(transaction=False)
+        for channel in channels:
+            pipe.xrevrange(history_key(channel), count=1)
+        for channel, top in zip(channels, pipe.execute(), strict=True):
+            parsed = parse_id(top[0][0]) if top else None
+            self.last[channel] = parsed or ZERO
+
+    def offsets(self) -> dict[str, str]:
+        """Channel -> the position recorded by ``start`` (for the v2 welcome, so a client can resume a stream on
+        which it has not yet received a message)."""
+        return {channel: format_id(pos) for channel, pos in self.last.items()}
+
+    def track(self, channel: str) -> bool:
+        """Whether ``channel`` keeps history; a channel this socket subscribed to later (``subscribe``) is added."""
+        if channel in self.windows:
+            return True
+        window = window_for(channel)
+        if window is None:
+            return False
+        self.windows[channel] = window
+        return True
+
+    def fresh(self, channel: str, message_id: str | None) -> bool:
+        """Whether a live delivery should be sent: ``False`` for one already sent (by a replay); advances ``last``."""
+        if message_id is None or not self.track(channel):
+            return True
+        parsed = parse_id(message_id)
+        if parsed is None:
+            return True
+        last = self.last.get(channel)
+        if last is not None and parsed <= last:
+            return False
+        self.last[channel] = parsed
+        return True
+
+    def replay(
+        self, client: redis.Redis, since: Mapping[str, StreamId]
+    ) -> tuple[list[tuple[str, str, bytes]], list[str]]:
+        """What was published after ``since`` (channel -> position) on history-enabled channels, in publish order.
+
+        Returns ``(messages, lost)``: ``(channel, id, payload)`` sorted by id across channels (stream ids come from one
+        Redis clock, so this is publish order), and the channels whose window no longer reaches back to ``since``
+        (their messages after the window are still replayed: better late than a larger gap). Advances ``last``, so
+        live deliveries the replay covered are dropped by ``fresh``. The caller must not have sent anything after
+        ``since`` on these channels (a resume arrives before live delivery starts; a hub reconnect replays from
+        ``last``). One round trip.
+        """
+        channels = [channel for channel in since if channel in self.windows]
+        if not channels:
+            return [], []
+        pipe = client.pipeline(transaction=False)
+        for channel in channels:
+            key = history_key(channel)
+            pipe.xinfo_stream(key)
+            position = since[channel]
+            pipe.xrange(key, min="-" if position == ZERO else f"({format_id(position)}")
+        results = pipe.execute(raise_on_error=False)
+        messages: list[tuple[StreamId, str, str, bytes]] = []
+        lost: list[str] = []
+        for index, channel in enumerate(channels):
+            info, entries = results[2 * index], results[2 * index + 1]
+            exists = not isinstance(info, Exception)
+            if isinstance(entries, Exception):
+                raise entries
+            if exists:
+                ok = recoverable(
+                    since[channel], exists=True, first=_xinfo_id(info, "first-entry"),
+                    max_deleted=_xinfo_id(info, "max-deleted-entry-id"),
+                )
+            else:
+                ok = recoverable(since[channel], exists=False, first=None, max_deleted=None)
+            if not ok:
+                lost.append(channel)
+            start, last = since[channel], self.last.get(channel, ZERO)
+            for raw_id, fields in entries:
+                parsed = parse_id(raw_id)
+                if parsed is None or parsed <= start:
+                    continue
+                messages.append((parsed, channel, raw_id.decode(), bytes(fields.get(b"d", b""))))
+                last = max(last, parsed)
+            self.last[channel] = last
+        messages.sort(key=lambda m: m[0])
+        return [(channel, message_id, data) for _, channel, message_id, data in messages], lost
