@@ -30,7 +30,9 @@ DB_IN_SOCKET = {
 
 
 @pytest.fixture(scope="session")
-def gevent_factory(redis_server: RedisServer, django_db_setup: Any, django_db_blocker: Any) -> Iterator[Callable[..., Any]]:
+def gevent_factory(
+    redis_server: RedisServer, django_db_setup: Any, django_db_blocker: Any
+) -> Iterator[Callable[..., Any]]:
     """The gevent server (``runwebsocket --with-django``), started once per configuration, stopped by pid."""
     from tests.gevent_servers import GeventServer
 

@@ -91,8 +91,9 @@ class WebSocket:
     """``request.websocket`` of a websocket view: receive, send, iterate, close, subscribe, publish.
 
     Messages come as ``bytes`` (the transports do not tell text from binary frames); ``send`` sends ``str`` as a
-    text frame, ``bytes`` as text when valid UTF-8 (as ws4redis delivers payloads), ``send_bytes`` always binary. ``receive`` returns ``None`` only on timeout; a closed socket raises
-    ``ConnectionClosed``, which the runtime treats as the normal end of the view. Iteration ends when the peer closes.
+    text frame, ``bytes`` as text when valid UTF-8 (as ws4redis delivers payloads), ``send_bytes`` always binary.
+    ``receive`` returns ``None`` only on timeout; a closed socket raises ``ConnectionClosed``, which the runtime
+    treats as the normal end of the view. Iteration ends when the peer closes.
     """
 
     def __init__(self, transport: Transport, request: HttpRequest, environ: dict[str, Any]) -> None:

@@ -54,6 +54,13 @@ export interface RecoveredInfo {
   detail: Record<string, unknown>;
 }
 
+/** The server's answer to an in-band subscribe/unsubscribe (ws4redis.v2): the audiences it granted. */
+export interface SubscriptionAnswer {
+  type: 'subscribed' | 'unsubscribed';
+  facility: string;
+  audiences: Audience[];
+}
+
 export interface Events {
   open: { reconnect: boolean; protocol: string; url: string };
   close: CloseInfo;
@@ -67,6 +74,7 @@ export interface Events {
   revoked: Record<string, unknown>;
   error: { reason?: string } & Record<string, unknown>;
   state: ClientState;
+  subscription: SubscriptionAnswer;
 }
 
 export interface Options {
@@ -134,8 +142,12 @@ export interface WS4RedisClient {
   send(data: string | object | ArrayBuffer | ArrayBufferView | Blob): boolean;
   ping(): Promise<number | null>;
   subscribe(change: Pick<Options, 'facility' | 'subscribe' | 'publish' | 'echo'>): Promise<WS4RedisClient>;
-  subscribe(...audiences: Audience[]): Promise<WS4RedisClient>;
-  unsubscribe(...audiences: Audience[]): Promise<WS4RedisClient>;
+  /** In-band over ws4redis.v2 once the server greeted the socket (resolves with its answer); else by reconnecting. */
+  subscribe(...audiences: Audience[]): Promise<WS4RedisClient | SubscriptionAnswer>;
+  unsubscribe(...audiences: Audience[]): Promise<WS4RedisClient | SubscriptionAnswer>;
+  /** Listen to another facility on the same socket (ws4redis.v2); asked for again after every reconnect. */
+  addFacility(facility: string, audiences?: Audience[]): Promise<SubscriptionAnswer>;
+  removeFacility(facility: string, audiences?: Audience[]): Promise<SubscriptionAnswer | null>;
   close(code?: number, reason?: string): void;
 
   // the original API

@@ -32,7 +32,7 @@
   // Options only the original client knew: their presence means "a page written for django-websocket-redis".
   var ORIGINAL_OPTIONS = ['uri', 'connecting', 'connected', 'disconnected', 'receive_message', 'heartbeat_msg'];
   var EVENTS = ['open', 'close', 'message', 'stale', 'fresh', 'recovered', 'pong', 'welcome', 'shutdown', 'revoked',
-    'error', 'state', 'presence'];
+    'error', 'state', 'presence', 'subscription'];
   var CONNECTING = 0, OPEN = 1, CLOSING = 2, CLOSED = 3;
 
   // ---------------------------------------------------------------------------------------------------------------
@@ -189,7 +189,13 @@
   var envelopes = {
     publish: function (data) { return JSON.stringify({ type: 'publish', data: data }); },
     ping: function (t) { return JSON.stringify({ type: 'ping', t: t }); },
-    resume: function (since) { return JSON.stringify({ type: 'resume', since: since }); }
+    resume: function (since) { return JSON.stringify({ type: 'resume', since: since }); },
+    subscribe: function (facility, audiences) {
+      return JSON.stringify({ type: 'subscribe', facility: facility, audiences: audiences });
+    },
+    unsubscribe: function (facility, audiences) {
+      return JSON.stringify({ type: 'unsubscribe', facility: facility, audiences: audiences || [] });
+    }
   };
 
   function positive(value, fallback) {
@@ -230,6 +236,8 @@
     this._stopped = false;
     this._everOpened = false;
     this._waiters = [];
+    this._pending = [];  // in-band subscribe/unsubscribe requests waiting for the server's answer
+    this._facilities = {};  // facility -> audiences added with addFacility, asked for again after each reconnect
     var hb = options.heartbeat || {};
     this._heartbeatInterval = positive(hb.interval, 5000);
     this._heartbeatMsg = options.heartbeat_msg || null;
@@ -301,17 +309,55 @@
    * reconnects at once with the new URL (and resumes from its last ids); no new object is needed.
    */
   proto.subscribe = function () {
-    var change = arguments.length === 1 && arguments[0] && typeof arguments[0] === 'object' && !Array.isArray(arguments[0])
-      ? arguments[0] : { subscribe: this._audiences('subscribe').concat(flatten(arguments)) };
+    var objectForm = arguments.length === 1 && arguments[0] && typeof arguments[0] === 'object' &&
+      !Array.isArray(arguments[0]);
+    if (!objectForm && this._inBand()) {
+      // Connected over ws4redis.v2 to a server that greeted us: add the audiences in-band, no reconnect.
+      var add = audiences(flatten(arguments), 'subscribe');  // throws on an unknown audience
+      this._keepAudiences(this._audiences('subscribe').concat(add));
+      return this._request('subscribe', this.facility, add);
+    }
+    var change = objectForm ? arguments[0] : { subscribe: this._audiences('subscribe').concat(flatten(arguments)) };
     return this._resubscribe(change);
   };
 
-  /** Stop listening to some audiences: `unsubscribe('user')`. */
+  /** Stop listening to some audiences: `unsubscribe('user')` (in-band over ws4redis.v2, else by reconnecting). */
   proto.unsubscribe = function () {
     var drop = flatten(arguments);
-    return this._resubscribe({
-      subscribe: this._audiences('subscribe').filter(function (a) { return drop.indexOf(a) < 0; })
-    });
+    audiences(drop, 'subscribe');  // throws on an unknown audience
+    var kept = this._audiences('subscribe').filter(function (a) { return drop.indexOf(a) < 0; });
+    if (this._inBand() && drop.length) {
+      this._keepAudiences(kept);
+      return this._request('unsubscribe', this.facility, audiences(drop, 'subscribe'));
+    }
+    return this._resubscribe({ subscribe: kept });
+  };
+
+  /**
+   * Listen to one more facility on this same socket (ws4redis.v2 only): `addFacility('prices', ['broadcast'])`.
+   * Authorised by the server as a new connection would be; resolves with the server's answer
+   * ({type: 'subscribed', facility, audiences}: the audiences it granted), rejects with its refusal. Kept across
+   * reconnects: the client subscribes again after every reconnect.
+   */
+  proto.addFacility = function (facility, list) {
+    if (this.protocol !== V2) return Promise.reject(new Error('WS4Redis: addFacility needs ws4redis.v2'));
+    var chosen = audiences(list === undefined ? ['broadcast'] : list, 'subscribe');
+    this._facilities[facility] = chosen;
+    if (this._inBand()) return this._request('subscribe', facility, chosen);
+    var self = this;
+    return this.ready().then(function () { return self._waitFor('subscribe', facility); });
+  };
+
+  /** Stop listening to a facility added with `addFacility` (or to some of its audiences). */
+  proto.removeFacility = function (facility, list) {
+    if (this.protocol !== V2) return Promise.reject(new Error('WS4Redis: removeFacility needs ws4redis.v2'));
+    var drop = list === undefined ? [] : audiences(list, 'subscribe');
+    var had = this._facilities[facility] || [];
+    var rest = had.filter(function (a) { return drop.length && drop.indexOf(a) < 0; });
+    if (rest.length) this._facilities[facility] = rest;
+    else delete this._facilities[facility];
+    if (!this._inBand()) return Promise.resolve(null);  // nothing to undo: the next socket will not ask for it
+    return this._request('unsubscribe', facility, drop);
   };
 
   // -- the original API -------------------------------------------------------------------------------------------
@@ -352,6 +398,59 @@
 
   proto._audiences = function (what) {
     return audiences(this.options[what], what);
+  };
+
+  /** In-band subscription changes need an open ws4redis.v2 socket whose server greeted us (`welcome`). */
+  proto._inBand = function () {
+    return this.protocol === V2 && !!this._socket && !!this._socket.welcomed && !!this._ws &&
+      this._ws.readyState === OPEN;
+  };
+
+  /** Remember the audiences of the main facility, so that a reconnect asks for the same in its URL. */
+  proto._keepAudiences = function (list) {
+    var next = {};
+    for (var k in this.options) if (Object.prototype.hasOwnProperty.call(this.options, k)) next[k] = this.options[k];
+    delete next.url;
+    delete next.uri;
+    next.facility = this.facility;
+    next.subscribe = audiences(list, 'subscribe');
+    this.url = buildUrl(next);
+    this.options = next;
+  };
+
+  /** Send a subscribe/unsubscribe envelope; the promise settles with the server's answer for that facility. */
+  proto._request = function (kind, facility, list) {
+    this._ws.send(envelopes[kind](facility, list));
+    return this._waitFor(kind, facility);
+  };
+
+  proto._waitFor = function (kind, facility) {
+    var self = this;
+    return new Promise(function (resolve, reject) {
+      self._pending.push({ kind: kind, facility: facility, resolve: resolve, reject: reject });
+    });
+  };
+
+  /** An answer to a subscribe/unsubscribe (or its refusal): settle the oldest request it matches. */
+  proto._settle = function (kind, body, error) {
+    for (var i = 0; i < this._pending.length; i++) {
+      var p = this._pending[i];
+      if (p.kind === kind && p.facility === body.facility) {
+        this._pending.splice(i, 1);
+        if (error) p.reject(new Error('WS4Redis: ' + kind + ' ' + body.facility + ' refused: ' + body.reason));
+        else p.resolve(body);
+        return;
+      }
+    }
+  };
+
+  /** After every (re)connect: ask again for the facilities added with `addFacility`. */
+  proto._resendFacilities = function (socket) {
+    for (var facility in this._facilities) {
+      if (Object.prototype.hasOwnProperty.call(this._facilities, facility)) {
+        socket.ws.send(envelopes.subscribe(facility, this._facilities[facility]));
+      }
+    }
   };
 
   proto._resubscribe = function (change) {
@@ -523,7 +622,14 @@
             socket.resumed = true;
           }
         }
+        socket.welcomed = true;  // a server that greets understands in-band subscribe/unsubscribe
+        this._resendFacilities(socket);
         this._emit('welcome', frame.body);
+        return;
+      case 'subscribed':
+      case 'unsubscribed':
+        this._settle(frame.kind === 'subscribed' ? 'subscribe' : 'unsubscribe', frame.body, false);
+        this._emit('subscription', frame.body);
         return;
       case 'recovered':
         this._emit('recovered', { recovered: true, detail: frame.body });
@@ -547,6 +653,7 @@
         this._rejectWaiters(new Error('WS4Redis: revoked'));
         return;
       default:
+        if (frame.kind === 'error' && frame.body.request) this._settle(frame.body.request, frame.body, true);
         this._emit('error', frame.kind === 'invalid' ? { reason: frame.reason } : frame.body);
     }
   };
@@ -559,6 +666,9 @@
     var socket = this._socket;
     if (!socket) return;
     this._socket = null;
+    var pending = this._pending;
+    this._pending = [];
+    pending.forEach(function (p) { p.reject(new Error('WS4Redis: disconnected before the server answered')); });
     clearTimeout(socket.connectTimer);
     clearTimeout(socket.healthy);
     clearInterval(socket.heartbeat);
