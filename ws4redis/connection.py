@@ -439,7 +439,11 @@ class Connection:
         for channel in self._listen:
             if not self._recovery.track(channel):
                 reasons[stream_of[channel]] = "no history"
-        messages, lost = self._recovery.replay(get_connection(), positions) if positions else ([], [])
+        try:
+            messages, lost = self._recovery.replay(get_connection(), positions) if positions else ([], [])
+        except (redis.RedisError, OSError) as exc:  # told, not closed: the client reloads its state
+            logger.warning("ws4redis: history replay for %s failed (%s)", self.handshake.label, exc)
+            messages, lost = [], list(positions)
         for channel in lost:
             reasons[stream_of[channel]] = "window exceeded"
         self._send_replayed(messages)
@@ -466,7 +470,7 @@ class Connection:
             self._recovery.pending = False
             self._replay_after_reconnect()
         if self._presence.channels:
-            self._presence.refresh(get_connection(), now)
+            self._presence.refresh(get_connection, now)
 
     def _replay_after_reconnect(self) -> None:
         """The hub's link dropped and is back: replay each history channel from the last id this socket sent.

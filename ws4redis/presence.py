@@ -26,7 +26,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import redis
@@ -160,10 +160,11 @@ class Tracker:
         self._joined = True
         self._write(client, "join")
 
-    def refresh(self, client: redis.Redis, now: float) -> None:
-        """Extend this socket's entries when due (called on every wake-up; costs nothing until then)."""
+    def refresh(self, client: Callable[[], redis.Redis], now: float) -> None:
+        """Extend this socket's entries when due (``now``: ``time.monotonic()``). Called on every wake-up, so it
+        costs one comparison until then; ``client`` is only called when a write is due."""
         if self._joined and now >= self._due:
-            self._write(client, None)
+            self._write(client(), None)
 
     def leave(self, client: redis.Redis) -> None:
         if not self._joined:
