@@ -124,6 +124,7 @@ class Connection:
             self._recovery.pending = True
             self._wake.set()
             return
+        metrics.RECOVERIES.labels("not_recovered").inc()
         frame = self.protocol.control("reconnected")
         if frame is not None:
             self._control_frames.append(frame)
@@ -368,7 +369,7 @@ class Connection:
         pipe = get_connection().pipeline(transaction=False)
         publish_pipeline(pipe, list(self._publish), data, int(settings.get("WS4REDIS_EXPIRE") or 0))
         pipe.execute()
-        metrics.PUBLISHED_BY_CLIENTS.inc()
+        metrics.PUBLISHED_BY_CLIENTS.inc(len(self._publish))
 
     def _drain_queue(self) -> None:
         if self._hold_until is not None:
@@ -376,6 +377,7 @@ class Connection:
         fresh = self._recovery.fresh
         queue = self._queue
         frame = self.protocol.frame
+        observe = metrics.DELIVERY_LATENCY.observe
         sent = 0
         while queue:
             delivery = queue.popleft()
@@ -383,6 +385,7 @@ class Connection:
             if delivery.id is not None and not fresh(delivery.channel, delivery.id):
                 continue  # already sent by a replay from history
             self._send(*frame(delivery))
+            observe(time.monotonic() - delivery.received)
             sent += 1
             if self._close is not None:
                 break
