@@ -12,6 +12,7 @@ import threading
 from typing import Any
 
 import redis
+import redis.sentinel
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.retry import Retry
 
@@ -35,10 +36,35 @@ def redis_kwargs() -> dict[str, Any]:
     return kwargs
 
 
+def _sentinel(kwargs: dict[str, Any]) -> tuple[redis.sentinel.Sentinel, str] | None:
+    """With ``sentinels`` in ``kwargs`` (removed from it, with the other Sentinel keys): the Sentinel and service.
+
+    Every connection then asks the sentinels for the current master when it connects, so the hub's reconnect and
+    the publishing pool's retries follow a failover without any code of ours watching the sentinels.
+    """
+    sentinels = kwargs.pop("sentinels", None)
+    if sentinels is None:
+        return None
+    service = str(kwargs.pop("service_name", "mymaster"))
+    sentinel_kwargs = dict(kwargs.pop("sentinel_kwargs", None) or {})
+    sentinel_kwargs.setdefault("socket_timeout", 1.0)  # a dead sentinel is skipped quickly, not waited for
+    sentinel_kwargs.setdefault("socket_connect_timeout", 1.0)
+    for key in ("host", "port", "unix_socket_path"):
+        kwargs.pop(key, None)
+    if kwargs.pop("ssl", False):
+        kwargs["connection_class"] = redis.sentinel.SentinelManagedSSLConnection
+    addresses = [(str(host), int(port)) for host, port in sentinels]
+    return redis.sentinel.Sentinel(addresses, sentinel_kwargs=sentinel_kwargs), service  # type: ignore[no-untyped-call]
+
+
 def new_client(**overrides: Any) -> redis.Redis:
     """A client with a connection pool of its own (the hub's pub/sub link); ``overrides`` change connection kwargs."""
     kwargs = redis_kwargs()
     kwargs.update(overrides)
+    sentinel = _sentinel(kwargs)
+    if sentinel is not None:
+        client: redis.Redis = sentinel[0].master_for(sentinel[1], **kwargs)  # type: ignore[no-untyped-call]
+        return client
     return redis.Redis(**kwargs)
 
 
@@ -48,17 +74,22 @@ def get_connection() -> redis.Redis:
     with _pool_lock:
         if _pool is None or _pool[0] != os.getpid():
             kwargs = redis_kwargs()
-            pool_class = redis.BlockingConnectionPool
-            if "unix_socket_path" in kwargs:
+            pool_class: type[redis.ConnectionPool] = redis.BlockingConnectionPool
+            kwargs["timeout"] = 20  # seconds BlockingConnectionPool waits for a free connection
+            sentinel = _sentinel(kwargs)
+            if sentinel is not None:
+                # The master is looked up on every connect; non-blocking: a full pool raises instead of waiting.
+                kwargs.pop("timeout")
+                kwargs.update(service_name=sentinel[1], sentinel_manager=sentinel[0])
+                pool_class = redis.sentinel.SentinelConnectionPool
+            elif "unix_socket_path" in kwargs:
                 kwargs["path"] = kwargs.pop("unix_socket_path")
                 kwargs["connection_class"] = redis.UnixDomainSocketConnection
             elif kwargs.pop("ssl", False):
                 kwargs["connection_class"] = redis.SSLConnection
             _pool = (
                 os.getpid(),
-                pool_class(  # type: ignore[no-untyped-call]
-                    max_connections=int(settings.get("WS4REDIS_POOL_SIZE")), timeout=20, **kwargs
-                ),
+                pool_class(max_connections=int(settings.get("WS4REDIS_POOL_SIZE")), **kwargs),
             )
         return redis.Redis(connection_pool=_pool[1])
 

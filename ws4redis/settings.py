@@ -80,6 +80,11 @@ def connection_kwargs() -> dict[str, Any]:
 
     Accepts the original's dict (``unix_socket_path`` and ``ssl`` included) or a ``redis://``, ``rediss://`` or
     ``unix://`` URL. Normalising here keeps every caller on one shape.
+
+    Redis Sentinel: a dict with ``sentinels`` (``[(host, port), ...]``) and ``service_name``, or a
+    ``redis+sentinel://[:password@]host:port,host:port/service_name[/db]`` URL (``rediss+sentinel://`` for TLS;
+    ``?sentinel_password=`` when the sentinels require one). ``ws4redis.redis_store`` turns these keys into
+    redis-py's ``Sentinel.master_for``.
     """
     value = get("WS4REDIS_CONNECTION")
     if isinstance(value, dict):
@@ -91,6 +96,21 @@ def connection_kwargs() -> dict[str, Any]:
     kwargs: dict[str, Any] = {}
     if parts.scheme == "unix":
         kwargs["unix_socket_path"] = unquote(parts.path)
+    elif parts.scheme in ("redis+sentinel", "rediss+sentinel"):
+        hosts = parts.netloc.rpartition("@")[2]
+        kwargs["sentinels"] = [
+            (host.rpartition(":")[0] or host, int(host.rpartition(":")[2]) if ":" in host else 26379)
+            for host in hosts.split(",")
+            if host
+        ]
+        service, _, db = parts.path.strip("/").partition("/")
+        kwargs["service_name"] = unquote(service) or "mymaster"
+        if db:
+            kwargs["db"] = int(db)
+        if parts.scheme.startswith("rediss"):
+            kwargs["ssl"] = True
+        if "sentinel_password" in query:
+            kwargs["sentinel_kwargs"] = {"password": query["sentinel_password"]}
     elif parts.scheme in ("redis", "rediss"):
         kwargs["host"] = parts.hostname or "localhost"
         kwargs["port"] = parts.port or 6379
