@@ -7,12 +7,14 @@ after the failover arrive.
 
 from __future__ import annotations
 
+import io
 import signal
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import websocket
+from django.core.management import call_command
 from django.test import override_settings
 
 from tests.conftest import assert_silent, connect
@@ -105,3 +107,6 @@ def test_a_new_hub_connection_asks_the_sentinels(group: SentinelGroup, publisher
         assert client.connection_pool.get_master_address() == ("127.0.0.1", group.master_port())  # type: ignore[attr-defined]
     finally:
         client.close()
+    out = io.StringIO()
+    call_command("ws4redis_status", stdout=out)  # its Redis part names the current master
+    assert f"redis 127.0.0.1:{group.master_port()}" in out.getvalue()

@@ -76,8 +76,13 @@ def _hub_links() -> dict[str, list[dict[str, Any]]]:
     from ws4redis.redis_store import get_connection
 
     client = get_connection()
-    kwargs = client.connection_pool.connection_kwargs
-    address = f"{kwargs.get('host', kwargs.get('path', '?'))}:{kwargs.get('port', '')}".rstrip(":")
+    pool = client.connection_pool
+    if hasattr(pool, "get_master_address"):  # Redis Sentinel: the master the sentinels name now
+        host, port = pool.get_master_address()
+        address = f"{host}:{port}"
+    else:
+        kwargs = pool.connection_kwargs
+        address = f"{kwargs.get('host', kwargs.get('path', '?'))}:{kwargs.get('port', '')}".rstrip(":")
     hubs = [entry for entry in client.client_list() if str(entry.get("name") or "").startswith("ws4redis-hub:")]
     return {address: hubs}
 
