@@ -211,3 +211,20 @@ def test_websocket_only_server_answers_404_for_pages(redis_server: RedisServer) 
         assert refused_status(server, "/ws/f?subscribe-user") == 403
     finally:
         server.stop()
+
+
+@pytest.mark.skipif(os.environ.get("WS4REDIS_AUTOBAHN") != "1", reason="Autobahn takes minutes: WS4REDIS_AUTOBAHN=1")
+def test_autobahn_finds_no_failure_on_the_wsproto_transport(tmp_path: Any) -> None:
+    """RFC 6455 conformance of the transport (bench/autobahn/run.py; needs the Python 2.7 wstest, see docs)."""
+    import json
+    import subprocess
+    import sys
+
+    from tests.servers import ROOT
+
+    subprocess.run([sys.executable, str(ROOT / "bench/autobahn/run.py"), "--agents", "gevent-transport",
+                    "--out", str(tmp_path), "--summary", str(tmp_path / "summary.md")], check=True, timeout=1500)
+    index = json.loads((tmp_path / "reports" / "index.json").read_text())
+    (cases,) = index.values()
+    failed = {case: r["behavior"] for case, r in cases.items() if r["behavior"] not in ("OK", "NON-STRICT", "INFORMATIONAL")}
+    assert failed == {}

@@ -1,0 +1,58 @@
+"""A bare echo on the wsproto transport (no Redis, no Django request): Autobahn measures the transport alone.
+
+``python bench/autobahn/echo_app.py PORT``. Text comes back as text and binary as binary, which the ws4redis
+facility echo cannot promise (Redis keeps bytes only; see docs/servers.md).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterable
+from typing import Any
+
+
+def main(port: int) -> None:
+    from gevent import monkey
+
+    monkey.patch_all()
+    from wsproto.events import TextMessage
+
+    from ws4redis.server import SOCKET_KEY, make_server
+    from ws4redis.transports.wsproto import WsprotoTransport
+
+    class EchoTransport(WsprotoTransport):
+        """Keeps each message's opcode, which ``receive_nowait``'s bytes do not carry."""
+
+        def _collect(self, event: Any) -> None:
+            self.last_text = isinstance(event, TextMessage)
+            super()._collect(event)
+
+    def echo(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+        import gevent.event
+        import gevent.hub
+
+        key = environ.get("HTTP_SEC_WEBSOCKET_KEY", "")
+        transport = EchoTransport(environ[SOCKET_KEY], environ, key, max_message_size=32 * 1024 * 1024)
+        transport.accept(None)
+        ready = gevent.event.Event()
+        watcher = gevent.hub.get_hub().loop.io(transport.fileno(), 1)
+        watcher.start(ready.set)
+        code = 1000
+        try:
+            while True:
+                ready.wait()
+                ready.clear()
+                while (data := transport.receive_nowait()) is not None:
+                    transport.send(data, text=transport.last_text)
+        except Exception as exc:  # ConnectionClosed ends the echo
+            code = getattr(exc, "code", 1011)
+        finally:
+            watcher.stop()
+            transport.close(code)
+        return []
+
+    make_server(("127.0.0.1", port), echo).serve_forever()
+
+
+if __name__ == "__main__":
+    main(int(sys.argv[1]))
