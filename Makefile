@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: demo test venv clean
+.PHONY: demo test venv clean autobahn bench
 
 $(VENV)/.installed: setup.py requirements-test.txt
 	$(PYTHON) -m venv $(VENV)
@@ -18,6 +18,9 @@ demo: venv
 
 test: venv
 	$(PY) -m pytest
+
+autobahn: venv  # RFC 6455 conformance of both transports (needs pyenv's Python 2.7; see docs/servers.md)
+	$(PY) bench/autobahn/run.py
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info

@@ -16,7 +16,6 @@ from django.contrib.auth.signals import user_logged_out
 
 from ws4redis import settings
 from ws4redis.audience import prefix_of
-from ws4redis.redis_store import get_connection
 
 __all__ = ["connect_receivers", "control_channel", "parse_control", "revoke"]
 
@@ -32,6 +31,10 @@ def revoke(*, user: str | None = None, session: str | None = None) -> None:
     """Close every open websocket of ``user`` (all its sessions) or of one ``session``, on every worker."""
     if user is None and session is None:
         return
+    # Imported here, not at the top: this module is imported by the app's ready(), and redis-py must not be loaded
+    # before the gevent server entry point has monkey-patched (ws4redis.server.patch).
+    from ws4redis.redis_store import get_connection
+
     message = json.dumps({"type": "revoke", "user": user, "session": session})
     get_connection().publish(control_channel(), message)
 
