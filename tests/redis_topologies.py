@@ -113,6 +113,23 @@ class SentinelGroup:
             node.stop()
 
 
+def cluster_port() -> int:
+    """A free port whose cluster bus port (port + 10000) is free and valid too."""
+    import random
+    import socket
+
+    for _ in range(200):
+        port = random.randint(20000, 50000)
+        try:
+            with socket.socket() as a, socket.socket() as b:
+                a.bind(("127.0.0.1", port))
+                b.bind(("127.0.0.1", port + 10000))
+        except OSError:
+            continue
+        return port
+    raise RuntimeError("no free port pair for a cluster node")
+
+
 class ClusterNodes:
     """A Redis Cluster of ``masters`` masters with one replica each (``redis-cli --cluster create``)."""
 
@@ -122,7 +139,7 @@ class ClusterNodes:
 
         self.nodes = [
             RedisNode("--cluster-enabled", "yes", "--cluster-node-timeout", "1500",
-                      "--cluster-config-file", "nodes.conf", "--maxclients", "20000")
+                      "--cluster-config-file", "nodes.conf", port=cluster_port())
             for _ in range(masters * (1 + replicas))
         ]
         cli = shutil.which("redis-cli") or "/usr/bin/redis-cli"
@@ -139,6 +156,10 @@ class ClusterNodes:
             try:
                 info = client.execute_command("CLUSTER", "INFO")
                 if "cluster_state:ok" not in str(info):
+                    return False
+                # A replica that never synced would not be promoted (its data is "too old"): wait for the link.
+                replication = client.info("replication")
+                if replication.get("role") == "slave" and replication.get("master_link_status") != "up":
                     return False
             finally:
                 client.close()

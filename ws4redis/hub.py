@@ -28,6 +28,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from ws4redis import history, metrics, settings
+from ws4redis.cluster import pubsub_for
 from ws4redis.exceptions import Ws4RedisError
 from ws4redis.redis_store import new_client
 from ws4redis.revocation import control_channel, parse_control
@@ -212,7 +213,7 @@ class Hub:
             # Named, so an operator's CLIENT LIST shows which worker holds which pub/sub link.
             client_name=f"ws4redis-hub:{socket.gethostname()}:{os.getpid()}",
         )
-        pubsub = client.pubsub()  # type: ignore[no-untyped-call]
+        pubsub = pubsub_for(client, classic=[self.control_channel])  # Redis Cluster: sharded, one link per shard
         # Subscribed at all times (to the control channel at least), so redis-py never reads from the socket
         # outside the reader greenlet to check health.
         channels = [self.control_channel, *self._listeners]

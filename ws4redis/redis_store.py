@@ -12,6 +12,7 @@ import threading
 from typing import Any
 
 import redis
+import redis.cluster
 import redis.sentinel
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.retry import Retry
@@ -25,6 +26,7 @@ logger = logging.getLogger(__name__)
 
 _pool_lock = threading.Lock()
 _pool: tuple[int, redis.ConnectionPool] | None = None
+_cluster: tuple[int, redis.Redis] | None = None  # Redis Cluster: the process's RedisCluster instead of a pool
 
 
 def redis_kwargs() -> dict[str, Any]:
@@ -61,6 +63,10 @@ def new_client(**overrides: Any) -> redis.Redis:
     """A client with a connection pool of its own (the hub's pub/sub link); ``overrides`` change connection kwargs."""
     kwargs = redis_kwargs()
     kwargs.update(overrides)
+    if "cluster_nodes" in kwargs:  # Redis Cluster: a RedisCluster; the hub reads it through ws4redis.cluster
+        from ws4redis.cluster import cluster_client
+
+        return cluster_client(kwargs)  # type: ignore[return-value]
     sentinel = _sentinel(kwargs)
     if sentinel is not None:
         client: redis.Redis = sentinel[0].master_for(sentinel[1], **kwargs)  # type: ignore[no-untyped-call]
@@ -70,8 +76,13 @@ def new_client(**overrides: Any) -> redis.Redis:
 
 def get_connection() -> redis.Redis:
     """A client on this process's pool (created lazily, recreated after a fork)."""
-    global _pool
+    global _pool, _cluster
     with _pool_lock:
+        if _cluster is not None and _cluster[0] == os.getpid():
+            return _cluster[1]
+        if "cluster_nodes" in settings.connection_kwargs():
+            _cluster = (os.getpid(), new_client())  # one RedisCluster per process: it pools per node itself
+            return _cluster[1]
         if _pool is None or _pool[0] != os.getpid():
             kwargs = redis_kwargs()
             pool_class: type[redis.ConnectionPool] = redis.BlockingConnectionPool
@@ -96,11 +107,14 @@ def get_connection() -> redis.Redis:
 
 def reset_pool() -> None:
     """Forget this process's pool (tests that restart Redis on a new port, and settings changes)."""
-    global _pool
+    global _pool, _cluster
     with _pool_lock:
         if _pool is not None:
             _pool[1].disconnect()
         _pool = None
+        if _cluster is not None:
+            _cluster[1].close()
+        _cluster = None
 
 
 class RedisMessage(bytes):
@@ -131,13 +145,17 @@ def publish_pipeline(pipe: Any, channels: list[str], message: bytes, expire: int
     the pipeline, its first being the PUBLISH count, so callers can pick the counts out of ``execute()``.
     """
     steps: list[int] = []
+    sharded = isinstance(pipe, redis.cluster.ClusterPipeline)
     for channel in channels:
         window = history.window_for(channel)
         if window is not None:
             history.queue_publish(pipe, channel, message, expire, window)
             steps.append(1)
             continue
-        pipe.publish(channel, message)
+        if sharded:
+            pipe.spublish(channel, message)  # Redis Cluster: only the shard owning the channel's slot
+        else:
+            pipe.publish(channel, message)
         if expire > 0:
             pipe.set(channel, message, ex=expire)
         steps.append(2 if expire > 0 else 1)

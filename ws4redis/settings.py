@@ -38,6 +38,8 @@ DEFAULTS: dict[str, Any] = {
     "WS4REDIS_POOL_SIZE": 32,  # Redis connections a process keeps for publishing
     "WS4REDIS_SUBSCRIBE_TIMEOUT": 5.0,  # seconds to wait for Redis to confirm a subscription before refusing
     "WS4REDIS_WAKE_INTERVAL": 10.0,  # seconds between idle wake-ups (lets uWSGI send its pings)
+    "WS4REDIS_PING_INTERVAL": 20.0,  # gevent server: seconds of peer silence before it is pinged
+    "WS4REDIS_PING_TIMEOUT": 20.0,  # gevent server: seconds to answer that ping before the socket is dropped
     "WS4REDIS_HISTORY": {},  # {"facility" or pattern: {"size": N, "ttl": seconds}}: Redis Streams (ws4redis.history)
     "WS4REDIS_RESUME_WAIT": 2.0,  # seconds a v2 socket with history holds live messages until the client's resume
     "WS4REDIS_PRESENCE": {},  # {"facility" or pattern: {"ttl": seconds, "events": bool}} (ws4redis.presence)
@@ -85,6 +87,10 @@ def connection_kwargs() -> dict[str, Any]:
     ``redis+sentinel://[:password@]host:port,host:port/service_name[/db]`` URL (``rediss+sentinel://`` for TLS;
     ``?sentinel_password=`` when the sentinels require one). ``ws4redis.redis_store`` turns these keys into
     redis-py's ``Sentinel.master_for``.
+
+    Redis Cluster: a dict with ``cluster_nodes`` (``[(host, port), ...]``, any few nodes of the cluster) or a
+    ``redis+cluster://host:port,host:port`` URL; publishing and the hubs then use sharded pub/sub
+    (``ws4redis.cluster``).
     """
     value = get("WS4REDIS_CONNECTION")
     if isinstance(value, dict):
@@ -96,6 +102,14 @@ def connection_kwargs() -> dict[str, Any]:
     kwargs: dict[str, Any] = {}
     if parts.scheme == "unix":
         kwargs["unix_socket_path"] = unquote(parts.path)
+    elif parts.scheme in ("redis+cluster", "rediss+cluster"):
+        kwargs["cluster_nodes"] = [
+            (host.rpartition(":")[0] or host, int(host.rpartition(":")[2]) if ":" in host else 6379)
+            for host in parts.netloc.rpartition("@")[2].split(",")
+            if host
+        ]
+        if parts.scheme.startswith("rediss"):
+            kwargs["ssl"] = True
     elif parts.scheme in ("redis+sentinel", "rediss+sentinel"):
         hosts = parts.netloc.rpartition("@")[2]
         kwargs["sentinels"] = [

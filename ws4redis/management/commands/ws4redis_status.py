@@ -75,7 +75,13 @@ def _hub_links() -> dict[str, list[dict[str, Any]]]:
     """``{redis address: [CLIENT LIST entries of ws4redis hubs]}`` for the Redis ws4redis publishes to."""
     from ws4redis.redis_store import get_connection
 
-    client = get_connection()
+    client: Any = get_connection()
+    if hasattr(client, "get_primaries"):  # Redis Cluster: each shard's primary holds its own hub links
+        found: dict[str, list[dict[str, Any]]] = {}
+        for node in client.get_primaries():
+            entries = client.client_list(target_nodes=node)
+            found[node.name] = [e for e in entries if str(e.get("name") or "").startswith("ws4redis-hub:")]
+        return found
     pool = client.connection_pool
     if hasattr(pool, "get_master_address"):  # Redis Sentinel: the master the sentinels name now
         host, port = pool.get_master_address()
