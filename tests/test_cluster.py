@@ -18,10 +18,9 @@ from typing import Any
 
 import pytest
 import redis
-import websocket
 from django.core.management import call_command
 from django.test import override_settings
-from redis.cluster import RedisCluster, key_slot
+from redis.crc import key_slot
 
 from tests.conftest import People, connect
 from tests.redis_topologies import ClusterNodes, RedisNode, wait_until
@@ -240,5 +239,3 @@ def test_measure_cluster_against_one_redis(cluster: ClusterNodes, server: UwsgiS
     print(json.dumps(report))
     assert sharded["deliveries"] == one["deliveries"]
 
-
-_ = (websocket, RedisCluster)
