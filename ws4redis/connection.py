@@ -20,6 +20,7 @@ import redis
 from ws4redis import history, metrics, settings
 from ws4redis.auth import Handshake
 from ws4redis.exceptions import CloseCode, ConnectionClosed, TooManyConnections
+from ws4redis.framing import encode_frame
 from ws4redis.hooks import HookFailed, hooks_for
 from ws4redis.hub import Delivery, Hub, is_text
 from ws4redis.limits import TokenBucket
@@ -68,7 +69,10 @@ class Connection:
         self._bucket = TokenBucket(float(rate), float(settings.get("WS4REDIS_PUBLISH_BURST"))) if rate else None
         self._expires_at = handshake.session_expiry  # wall-clock time, or None
         self._quota: ConnectionQuota | None = None
-        self._next_check = 0.0
+        self._readable = True  # drain once at the start: the client may have spoken before the watcher existed
+        self._due = False
+        self._send_raw = getattr(transport, "send_raw", None)
+        self._wire_key = f"wire:{self.protocol.name}"
         # History (ws4redis.history) and presence (ws4redis.presence): nothing to do on facilities without them.
         self._recovery = history.Recovery(self._listen)
         self._hold_until: float | None = None  # v2 with history: live messages wait for the client's resume until
@@ -76,6 +80,7 @@ class Connection:
         self._late = False  # the wait ran out: a resume now could not be put in order with what went out live
         identity = dict(handshake.identity)
         self._presence = Tracker(self._listen, user=identity.get("user"), session_key=identity.get("session"))
+        self._interval = min(float(settings.get("WS4REDIS_WAKE_INTERVAL")), self._presence.refresh_every)
 
     # -- called by the hub (another greenlet): queue and wake, never block ---------------------------------------
     def deliver(self, delivery: Delivery) -> None:
@@ -169,13 +174,18 @@ class Connection:
         code: int = CloseCode.GOING_AWAY
         reason = ""
         watcher: Any = None
+        timer: Any = None
         try:
             self.transport.accept(self.handshake.subprotocol)
             metrics.CONNECTIONS.inc()
             facility = self.handshake.subscription.facility
             logger.info("ws4redis: websocket open for %s on %s", self.handshake.label, facility)
-            watcher = gevent.get_hub().loop.io(self.transport.fileno(), 1)
-            watcher.start(self._wake.set)
+            loop = gevent.get_hub().loop
+            watcher = loop.io(self.transport.fileno(), 1)
+            watcher.start(self._on_readable)
+            # One repeating timer for the idle duties, not a Timeout object per wait (bench/: 5% of a fan-out).
+            timer = loop.timer(self._interval, self._interval)
+            timer.start(self._on_timer)
             if self._presence.channels:
                 self._presence.join(get_connection())
             self._send_welcome()
@@ -190,6 +200,8 @@ class Connection:
             if watcher is not None:
                 watcher.stop()
                 metrics.CONNECTIONS.dec()
+            if timer is not None:
+                timer.stop()
             self.release()
             self.transport.close(code, reason)
             metrics.CLOSED.labels(str(int(code))).inc()
@@ -229,21 +241,30 @@ class Connection:
             subscriber.channel_connected(channel, self.handshake.request)
             self._send(*self.protocol.frame(Delivery(channel, data, is_text(data))))
 
+    def _on_readable(self) -> None:
+        self._readable = True
+        self._wake.set()
+
+    def _on_timer(self) -> None:
+        self._due = True
+        self._wake.set()
+
     def _loop(self) -> None:
-        interval = min(float(settings.get("WS4REDIS_WAKE_INTERVAL")), self._presence.refresh_every)
         wake = self._wake
         while True:
-            wake.wait(interval)
+            wake.wait()
             wake.clear()
             if self._close is not None:
                 self._flush_control()
                 raise self._close
-            now = time.monotonic()
-            if now >= self._next_check:  # one float comparison per wake-up, busy or idle
-                self._next_check = now + interval
+            if self._due:
+                self._due = False
                 if self._idle_checks():
                     continue
-            self._drain_socket()
+                self._readable = True  # uWSGI sends and checks its pings only inside its receive calls
+            if self._readable:  # a wake-up by the hub alone costs no receive call
+                self._readable = False
+                self._drain_socket()
             self._flush_control()
             self._catch_up()
             self._drain_queue()
@@ -377,20 +398,36 @@ class Connection:
         fresh = self._recovery.fresh
         queue = self._queue
         frame = self.protocol.frame
-        observe = metrics.DELIVERY_LATENCY.observe
+        raw = self._send_raw
+        key = self._wire_key
+        batch: list[bytes] = []
+        oldest = 0.0
         sent = 0
         while queue:
             delivery = queue.popleft()
             self._queued_bytes -= len(delivery.data)
             if delivery.id is not None and not fresh(delivery.channel, delivery.id):
                 continue  # already sent by a replay from history
-            self._send(*frame(delivery))
-            observe(time.monotonic() - delivery.received)
+            if not sent:
+                oldest = delivery.received
             sent += 1
-            if self._close is not None:
-                break
+            if raw is None:
+                self._send(*frame(delivery))
+                if self._close is not None:
+                    break
+                continue
+            wire = delivery.cache.get(key)
+            if wire is None:  # the first socket to send this message encodes it for all the others
+                payload, text = frame(delivery)
+                wire = delivery.cache[key] = encode_frame(payload, text=text)
+            batch.append(wire)
+        if batch:
+            assert raw is not None
+            raw(b"".join(batch) if len(batch) > 1 else batch[0])
         if sent:
             metrics.DELIVERED.inc(sent)
+            # Once per batch, for its oldest message: a histogram observation per message cost a fifth of a burst.
+            metrics.DELIVERY_LATENCY.observe(time.monotonic() - oldest)
 
     # -- history and presence (ws4redis.history, ws4redis.presence) --------------------------------------------
     def _start_history(self) -> None:

@@ -32,5 +32,8 @@ class Transport(Protocol):
     def send(self, data: bytes, *, text: bool) -> None:
         """Send one message as a text or binary frame; raises ``ConnectionClosed`` when the peer left."""
 
+    # Optional: ``send_raw(frames: bytes) -> None`` writes frames already encoded by ``ws4redis.framing`` (server
+    # frames, no extensions) in one write. The connection loop batches a whole queue through it where it exists.
+
     def close(self, code: int, reason: str = "") -> None:
         """End the websocket, with ``code`` where the transport can send one. Never raises."""

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import gevent.socket
+
 from ws4redis.exceptions import ConnectionClosed
 
 __all__ = ["UwsgiTransport"]
@@ -30,6 +32,7 @@ class UwsgiTransport:
         self._key = key
         self._origin = environ.get("HTTP_ORIGIN", "")
         self._fd = -1
+        self._socket: gevent.socket.socket | None = None
 
     def accept(self, subprotocol: str | None) -> None:
         try:
@@ -37,6 +40,9 @@ class UwsgiTransport:
         except OSError as exc:
             raise ConnectionClosed(1006, f"handshake failed: {exc}") from exc
         self._fd = self._uwsgi.connection_fd()
+        # The same fd, for writing frames that are already encoded (send_raw); uWSGI keeps owning it (detach()).
+        self._socket = gevent.socket.socket(fileno=self._fd)
+        self._socket.settimeout(30.0)  # uWSGI's own socket timeout under gevent: a peer that reads nothing fails
 
     def fileno(self) -> int:
         return self._fd
@@ -57,5 +63,16 @@ class UwsgiTransport:
         except OSError as exc:
             raise ConnectionClosed(1006, str(exc)) from exc
 
+    def send_raw(self, frames: bytes) -> None:
+        """Write complete server frames (``ws4redis.framing``) in one go: one system call for a whole queue."""
+        assert self._socket is not None
+        try:
+            self._socket.sendall(frames)
+        except OSError as exc:  # includes socket.timeout
+            raise ConnectionClosed(1006, str(exc)) from exc
+
     def close(self, code: int, reason: str = "") -> None:
         """uWSGI closes the socket when the request returns; it cannot send ``code``."""
+        if self._socket is not None:
+            self._socket.detach()  # the fd is uWSGI's: never close it here
+            self._socket = None
