@@ -24,8 +24,9 @@ from tests.servers import ROOT, RedisServer, UwsgiServer, free_port
 BENCH = ROOT / "bench"
 UWSGI = Path(sys.executable).with_name("uwsgi")
 
-# Today (docs/benchmarks.md): S4 ws4redis/bare ~0.55-0.6 on one worker; S1 both keep up with the offered rate (1.0).
-MIN_S4_RATIO = 0.25
+# Today (docs/benchmarks.md): S4 ws4redis/bare ~0.9-1.0 on one worker since frames are batched per wake-up; S1 both
+# keep up with the offered rate (1.0). The floors catch a large regression (half the speed), not noise.
+MIN_S4_RATIO = 0.5
 MIN_S1_RATIO = 0.8
 MAX_S1_P99_MS = 250.0  # 200 sockets at 50 msg/s: a few ms today; seconds means messages pile up again
 
