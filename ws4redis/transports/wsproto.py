@@ -133,6 +133,17 @@ class WsprotoTransport:
         payload: str | bytes = data.decode("utf-8") if text else data
         self._send_event(TextMessage(data=payload) if text else BytesMessage(data=payload))
 
+    def send_raw(self, frames: bytes) -> None:
+        """Frames already encoded by ``ws4redis.framing``: a whole queue in one write.
+
+        No extension is negotiated here, so they are byte for byte what wsproto's own ``send`` would write.
+        """
+        if self._closed is not None:
+            raise self._closed
+        if self._ws.state is not ConnectionState.OPEN:
+            raise ConnectionClosed(1006, "websocket is closing")
+        self._sendall(frames)
+
     def close(self, code: int, reason: str = "") -> None:
         """Finish the closing handshake where one is possible, then close the socket. Never raises."""
         try:
