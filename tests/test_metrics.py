@@ -87,7 +87,8 @@ def test_figures_are_summed_over_both_workers(server: UwsgiServer, redis_server:
         server, lambda f: f.total("ws4redis_messages_delivered_total") - delivered_before == 50 * count
     )
     latency_count = figures.total("ws4redis_delivery_latency_seconds_count")
-    assert latency_count == figures.total("ws4redis_messages_delivered_total")  # one observation per delivery
+    # One observation per write batch (its oldest message), from both workers.
+    assert 2 <= latency_count <= figures.total("ws4redis_messages_delivered_total")
     assert figures.quantile("ws4redis_delivery_latency_seconds", 0.5) is not None
 
     # Published through a Django view served by the workers: SELF user and session, two channels.

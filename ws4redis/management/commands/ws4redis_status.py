@@ -119,7 +119,7 @@ class Command(BaseCommand):
             out(
                 f"  delivery latency     p50 {_seconds(figures.quantile(latency, 0.5))}, "
                 f"p99 {_seconds(figures.quantile(latency, 0.99))}, "
-                f"mean {'-' if mean is None else f'{mean * 1000:.3f} ms'} ({count} deliveries)"
+                f"mean {'-' if mean is None else f'{mean * 1000:.3f} ms'} ({count} writes)"
             )
             out(f"  hub reconnects       {int(figures.total('ws4redis_hub_reconnects_total'))}")
             out(f"  handshakes refused   {_labelled(figures.by_label('ws4redis_handshakes_refused_total', 'status'))}")
