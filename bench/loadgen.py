@@ -501,7 +501,7 @@ async def run(a):
             await client.close_all(5)
             book.closing = False
             client.__init__(book)
-        except Exception as e:  # noqa: BLE001
+        except Exception as e:
             res["warmup_error"] = repr(e)
         await asyncio.sleep(0.5)
     spids = proc_tree(server_roots)
@@ -525,7 +525,7 @@ async def run(a):
             try:
                 await client.open(i, url)
                 connected[i] = 1
-            except Exception as e:  # noqa: BLE001 - we count and report them
+            except Exception as e:
                 k = type(e).__name__ + ": " + str(e)[:80]
                 errors[k] = errors.get(k, 0) + 1
 
@@ -567,7 +567,7 @@ async def run(a):
     if a.redis_port:
         try:
             res["redis_pubsub_clients"] = await redis_pubsub_clients(a.redis_port)
-        except Exception as e:  # noqa: BLE001
+        except Exception as e:
             res["redis_pubsub_clients_error"] = repr(e)
     res["probe_rounds"] = tag
     await asyncio.sleep(a.settle)

@@ -7,6 +7,7 @@
 #   RUNS=3 bash bench/run.sh                            # medians of 3
 #
 # Targets (TARGETS, in this order by default):
+#   ws4redis-gevent-1w          this repository on its gevent + wsproto transport (manage.py runwebsocket)
 #   ws4redis-1w / ws4redis-2w   this repository, ws4redis.wsgi:application on uWSGI --http-socket, --gevent,
 #                               1 or 2 workers, Python from $W4R_PY (default /work/main/.venv or ./.venv)
 #   ws4redis-proposed-1w        ws4redis with the fixes proposed in docs/benchmarks.md, monkeypatched for measurement
@@ -112,7 +113,18 @@ start_server() {
     ws4redis-*|bare-*)
       procs="${target##*-}"; procs="${procs%w}"
       local frames=0; [ "${target#bare-frames}" != "$target" ] && frames=1
-      if [ "${target%%-*}" = ws4redis ]; then
+      if [ "${target#ws4redis-gevent}" != "$target" ]; then
+        # The gevent + wsproto transport: manage.py runwebsocket, websockets only (no uWSGI).
+        ( cd "$HERE/apps/ws4redis_bench" && DJANGO_SETTINGS_MODULE=benchproj.settings \
+            PYTHONPATH="$ROOT:$HERE/apps/ws4redis_bench" exec "$W4R_PY" -m django runwebsocket \
+            --bind "127.0.0.1:$PORT" --workers "$procs" ) >"$log" 2>&1 &
+        SERVER_PID=$!
+        URL_BCAST="ws://127.0.0.1:$PORT/ws/bench?subscribe-broadcast"
+        URL_USER="ws://127.0.0.1:$PORT/ws/bench?subscribe-user&uid={uid}"
+        URL_IDLE="ws://127.0.0.1:$PORT/ws/bench?subscribe-broadcast&uid=u{i}"
+        [ "$scen" = S2u ] && URL_IDLE="ws://127.0.0.1:$PORT/ws/bench?subscribe-broadcast&subscribe-user&uid=u{i}"
+        PUB="env PYTHONPATH=$ROOT $W4R_PY $HERE/publisher.py --backend ws4redis-next --facility bench"
+      elif [ "${target%%-*}" = ws4redis ]; then
         local module=ws4redis.wsgi:application
         [ "$target" = ws4redis-proposed-1w ] && module=benchproj.proposed:application
         ( cd "$HERE/apps/ws4redis_bench" && DJANGO_SETTINGS_MODULE=benchproj.settings \

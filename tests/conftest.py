@@ -44,7 +44,9 @@ def _close_websockets() -> Iterator[None]:
 
 
 @pytest.fixture(scope="session")
-def uwsgi_factory(redis_server: RedisServer, django_db_setup: Any, django_db_blocker: Any) -> Iterator[Callable[..., UwsgiServer]]:
+def uwsgi_factory(
+    redis_server: RedisServer, django_db_setup: Any, django_db_blocker: Any
+) -> Iterator[Callable[..., UwsgiServer]]:
     """Start (once per distinct configuration) a uWSGI server of the test project."""
     started: dict[str, UwsgiServer] = {}
 

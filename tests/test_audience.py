@@ -6,7 +6,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from ws4redis.audience import SELF, MEMBEROF_KEY, channel_names, parse_flags, validate_facility
+from ws4redis.audience import MEMBEROF_KEY, SELF, channel_names, parse_flags, validate_facility
 from ws4redis.exceptions import UnknownFacility
 
 

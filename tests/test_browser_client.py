@@ -125,7 +125,9 @@ def open_page(browser: Any, origin: str, page: str, *, cookie: str | None = None
 
 def wait_events(tab: Any, event: str, count: int = 1, *, where: str = "true") -> list[dict[str, Any]]:
     """Wait until the page logged ``count`` ``event`` events (satisfying the JS expression ``where`` on ``e``)."""
-    condition = f"({{event, count}}) => (window.events || []).filter(e => e.event === event && ({where})).length >= count"
+    condition = (
+        f"({{event, count}}) => (window.events || []).filter(e => e.event === event && ({where})).length >= count"
+    )
     tab.wait_for_function(condition, arg={"event": event, "count": count})
     events: list[dict[str, Any]] = tab.evaluate("(event) => window.events.filter(e => e.event === event)", event)
     return events

@@ -55,7 +55,9 @@ def test_legacy_is_the_original_byte_for_byte() -> None:
         ({"sessions": ["k3y"]}, Origin("chat", "session")),
     ],
 )
-def test_origin_parses_every_channel_name_the_audience_module_builds(audience: dict[str, Any], expected: Origin) -> None:
+def test_origin_parses_every_channel_name_the_audience_module_builds(
+    audience: dict[str, Any], expected: Origin
+) -> None:
     for prefix in ("pfx", "a:b", None):
         [channel] = channel_names(prefix=prefix, facility="chat", **audience)
         assert origin_of(channel, prefix=prefix) == expected

@@ -89,7 +89,9 @@ def test_django_pages_are_served_on_the_same_port(server: UwsgiServer) -> None:
     assert urllib.request.urlopen(f"http://127.0.0.1:{server.port}/", timeout=5).read() == b"django page"
 
 
-def test_token_auth_hook_replaces_sessions(uwsgi_factory: Callable[..., UwsgiServer], redis_server: RedisServer) -> None:
+def test_token_auth_hook_replaces_sessions(
+    uwsgi_factory: Callable[..., UwsgiServer], redis_server: RedisServer
+) -> None:
     server = uwsgi_factory({"WS4REDIS_PROCESS_REQUEST": "tests.project.hooks.token_auth"})
     zed = connect(server, "/ws/t?subscribe-user&token=zed")
     publish("t", "hi zed", users=["zed"])
@@ -246,7 +248,8 @@ def redis_clients_of(redis_server: RedisServer, pids: list[int]) -> list[dict[st
             local, remote, state = line.split()[1:4]
             if state == "01" and int(remote.split(":")[1], 16) == redis_server.port:
                 inode = line.split()[9]
-                if any(os.readlink(f"/proc/{pid}/fd/{fd}") == f"socket:[{inode}]" for fd in os.listdir(f"/proc/{pid}/fd")):
+                fds = os.listdir(f"/proc/{pid}/fd")
+                if any(os.readlink(f"/proc/{pid}/fd/{fd}") == f"socket:[{inode}]" for fd in fds):
                     ports.add(int(local.split(":")[1], 16))
     client = redis_server.client()
     try:

@@ -22,7 +22,6 @@ Whether the window still holds a position is decided by ``recoverable`` (pure).
 from __future__ import annotations
 
 import dataclasses
-import fnmatch
 import logging
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -78,18 +77,8 @@ class Window:
 
 
 def window_for(channel: str) -> Window | None:
-    """The history window of ``channel`` from ``WS4REDIS_HISTORY``, or ``None`` when its facility keeps none.
-
-    The facility is the last ``:``-separated part of the channel name (a facility never contains ``:``). An exact
-    name wins over patterns; patterns (``fnmatch``) are tried in the setting's order.
-    """
-    config: Mapping[str, Mapping[str, Any]] = settings.get("WS4REDIS_HISTORY") or {}
-    if not config:
-        return None
-    facility = channel.rpartition(":")[2]
-    entry = config.get(facility)
-    if entry is None:
-        entry = next((value for pattern, value in config.items() if fnmatch.fnmatchcase(facility, pattern)), None)
+    """The history window of ``channel`` from ``WS4REDIS_HISTORY``, or ``None`` when its facility keeps none."""
+    entry = settings.for_channel("WS4REDIS_HISTORY", channel)
     if entry is None:
         return None
     return Window(size=int(entry.get("size", 1000)), ttl=int(entry.get("ttl", 3600)))

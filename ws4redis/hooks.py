@@ -37,7 +37,15 @@ import gevent
 from ws4redis import metrics, settings
 from ws4redis.exceptions import Ws4RedisError
 
-__all__ = ["KINDS", "FacilityHooks", "HookFailed", "connect_or_refuse", "hooks_for", "reset_cache"]
+__all__ = [
+    "KINDS",
+    "FacilityHooks",
+    "HookFailed",
+    "close_db_connections",
+    "connect_or_refuse",
+    "hooks_for",
+    "reset_cache",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -111,7 +119,7 @@ def _bounded(
             try:
                 return func(*args)
             finally:
-                _close_db_connections()
+                close_db_connections()
     except passthrough:
         raise
     except (Exception, gevent.Timeout) as exc:
@@ -123,7 +131,7 @@ def _bounded(
         raise HookFailed(kind, facility, exc) from exc
 
 
-def _close_db_connections() -> None:
+def close_db_connections() -> None:
     """A socket lives for hours: a database connection its hook opened must not live as long (one per greenlet)."""
     from django.db import DatabaseError, connections
 

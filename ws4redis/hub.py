@@ -48,7 +48,7 @@ class HubUnavailable(Ws4RedisError):
 class Delivery:
     """One message from Redis, shared by every socket it goes to, so per-message work is done once, not per socket."""
 
-    __slots__ = ("cache", "channel", "data", "event", "id", "received", "text")
+    __slots__ = ("cache", "channel", "data", "event", "id", "pending", "received", "text")
 
     def __init__(self, channel: str, data: bytes, text: bool, id: str | None = None, event: bool = False) -> None:
         self.channel = channel
@@ -58,6 +58,7 @@ class Delivery:
         self.event = event  # a v2 control event (join/leave; ``data`` is its JSON), never shown to legacy clients
         self.received = time.monotonic()  # start of ws4redis' part of the publish-to-deliver latency (metrics)
         self.cache: dict[str, Any] = {}  # encodings per wire protocol, filled by the first socket that needs one
+        self.pending = 0  # local sockets yet to write it; the last one records the fan-out latency (metrics)
 
 
 class Listener(Protocol):
@@ -306,6 +307,7 @@ class Hub:
             return
         payload, message_id, event = history.unwrap(data)  # the stream id prefix never reaches a socket
         delivery = Delivery(channel, payload, is_text(payload), message_id, event)
+        delivery.pending = len(listeners)
         for listener in tuple(listeners):
             try:
                 listener.deliver(delivery)

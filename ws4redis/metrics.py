@@ -57,7 +57,7 @@ DELIVERED = Counter("ws4redis_messages_delivered", "Messages written to websocke
 DROPPED = Counter("ws4redis_messages_dropped", "Messages not delivered, by reason", ["reason"])
 DELIVERY_LATENCY = Histogram(
     "ws4redis_delivery_latency_seconds",
-    "From the hub receiving a message from Redis to its write on a websocket, per write (its oldest message)",
+    "From the hub receiving a message from Redis to its write on the last of this worker's websockets, per message",
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
 )
 RECOVERIES = Counter(

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-import fnmatch
 import hashlib
 import json
 import logging
@@ -61,13 +60,7 @@ class Present:
 
 
 def _config(channel: str) -> Mapping[str, Any] | None:
-    config: Mapping[str, Mapping[str, Any]] = settings.get("WS4REDIS_PRESENCE") or {}
-    if not config:
-        return None
-    facility = channel.rpartition(":")[2]
-    entry = config.get(facility)
-    if entry is None:
-        entry = next((v for pattern, v in config.items() if fnmatch.fnmatchcase(facility, pattern)), None)
+    entry: Mapping[str, Any] | None = settings.for_channel("WS4REDIS_PRESENCE", channel)
     return entry
 
 

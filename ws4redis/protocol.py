@@ -209,7 +209,9 @@ class V2Protocol:
                 return self._error("publish needs 'data'")
             payload = message["data"]
             # A string is published as its text; any other JSON value as its compact JSON text.
-            text = payload if isinstance(payload, str) else json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
+            text = (
+                payload if isinstance(payload, str) else json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
+            )
             return Incoming(publish=text.encode())
         if kind == "ping":
             return Incoming(reply=self._control("pong", t=message.get("t")))

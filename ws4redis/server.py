@@ -22,7 +22,6 @@ import weakref
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
-from django.conf import settings as django_settings
 from gevent.pywsgi import WSGIHandler, WSGIServer
 
 from ws4redis import settings
@@ -79,15 +78,13 @@ def patch() -> None:
             warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
     # Django made its per-thread connection storage (a ``threading.local``) when ``django.db`` was imported, before
     # this patch: all greenlets would share it, one connection for all. A storage made now is per greenlet.
-    connections._connections = Local(connections.thread_critical)
+    connections._connections = Local(connections.thread_critical)  # type: ignore[attr-defined]  # Django internal
 
 
 def _option(name: str, default: float) -> float:
-    """A transport setting: from ``ws4redis.settings`` once the core defines it, else ``settings.py``, else ``default``."""
-    try:
-        return float(settings.get(name))
-    except AttributeError:
-        return float(getattr(django_settings, name, default))
+    """A transport setting (``WS4REDIS_PING_INTERVAL``, ``WS4REDIS_PING_TIMEOUT``); ``default`` if unset."""
+    value = settings.get(name)
+    return float(default if value is None else value)
 
 
 class TransportFactory:
@@ -165,7 +162,9 @@ class GeventDispatcher:
         )
 
 
-def _refuse(start_response: StartResponse, status: int, reason: str, detail: str, headers: list[tuple[str, str]]) -> list[bytes]:
+def _refuse(
+    start_response: StartResponse, status: int, reason: str, detail: str, headers: list[tuple[str, str]]
+) -> list[bytes]:
     from ws4redis.application import refuse
 
     return refuse(start_response, status, reason, detail, headers)

@@ -10,6 +10,7 @@ See ``docs/settings.md`` for what each setting means.
 
 from __future__ import annotations
 
+import fnmatch
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -18,7 +19,7 @@ from django.conf import settings as django_settings
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.module_loading import import_string
 
-__all__ = ["DEFAULTS", "connection_kwargs", "get", "hook"]
+__all__ = ["DEFAULTS", "connection_kwargs", "for_channel", "get", "hook"]
 
 DEFAULTS: dict[str, Any] = {
     "WEBSOCKET_URL": "/ws/",
@@ -75,6 +76,22 @@ def hook(name: str) -> Callable[..., Any] | None:
         return import_string(value)  # type: ignore[no-any-return]
     except ImportError as exc:
         raise ImproperlyConfigured(f"{name} = {value!r} does not import: {exc}") from exc
+
+
+def for_channel(name: str, channel: str) -> Any:
+    """The entry of a per-facility setting (``WS4REDIS_HISTORY``, ``WS4REDIS_PRESENCE``) for ``channel``, or ``None``.
+
+    The facility is the last ``:``-separated part of the channel name (a facility never contains ``:``). An exact
+    name wins over patterns; patterns (``fnmatch``) are tried in the setting's order.
+    """
+    config = get(name) or {}
+    if not config:
+        return None
+    facility = channel.rpartition(":")[2]
+    entry = config.get(facility)
+    if entry is None:
+        entry = next((value for pattern, value in config.items() if fnmatch.fnmatchcase(facility, pattern)), None)
+    return entry
 
 
 def connection_kwargs() -> dict[str, Any]:

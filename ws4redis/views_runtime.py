@@ -34,6 +34,7 @@ from ws4redis.audience import AUDIENCES, SELF, Subscription, channel_names
 from ws4redis.auth import Handshake, build_request, check_origin, check_upgrade
 from ws4redis.decorators import websocket_mode
 from ws4redis.exceptions import CloseCode, ConnectionClosed, HandshakeRefused
+from ws4redis.hooks import close_db_connections
 from ws4redis.hub import Delivery, get_hub, is_text
 from ws4redis.protocol import WireProtocol, protocol_for
 from ws4redis.publisher import RedisPublisher
@@ -60,17 +61,6 @@ def view_for(environ: dict[str, Any]) -> ResolverMatch | None:
 
 def _is_upgrade(environ: dict[str, Any]) -> bool:
     return str(environ.get("HTTP_UPGRADE", "")).strip().lower() == "websocket"
-
-
-def _close_db_connections() -> None:
-    """A websocket lives for hours: the DB connections its view opened must not stay open with it."""
-    from django.db import DatabaseError, connections
-
-    for connection in connections.all(initialized_only=True):
-        try:
-            connection.close()
-        except DatabaseError:  # another greenlet's (a server where they share Django's connection handler)
-            pass
 
 
 class ViewSubscription:
@@ -368,5 +358,5 @@ def serve_view(
     finally:
         if websocket is not None and not websocket.closed:
             websocket.close(CloseCode.INTERNAL_ERROR, "internal error")
-        _close_db_connections()
+        close_db_connections()
         signals.request_finished.send(sender=WebSocket)

@@ -12,7 +12,8 @@ import os
 from typing import Any
 
 from django.test import override_settings
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from ws4redis.audience import AUDIENCES, channel_names, parse_flags, validate_facility
 from ws4redis.auth import check_origin, check_upgrade, choose_subprotocol

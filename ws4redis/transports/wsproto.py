@@ -130,8 +130,7 @@ class WsprotoTransport:
     def send(self, data: bytes, *, text: bool) -> None:
         if self._closed is not None:
             raise self._closed
-        payload: str | bytes = data.decode("utf-8") if text else data
-        self._send_event(TextMessage(data=payload) if text else BytesMessage(data=payload))
+        self._send_event(TextMessage(data=data.decode("utf-8")) if text else BytesMessage(data=data))
 
     def send_raw(self, frames: bytes) -> None:
         """Frames already encoded by ``ws4redis.framing``: a whole queue in one write.

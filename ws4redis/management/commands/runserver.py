@@ -28,7 +28,7 @@ __all__ = ["Command"]
 
 class Command(StaticfilesRunserver):
     help = "Starts the development server with websockets (gevent + wsproto), autoreloader and static files."
-    server_cls = RunserverServer
+    server_cls = RunserverServer  # type: ignore[assignment]  # a WSGIServer too, made for gevent
 
     def run(self, **options: Any) -> None:
         serving_here = not options["use_reloader"] or os.environ.get(autoreload.DJANGO_AUTORELOAD_ENV) == "true"
@@ -45,6 +45,7 @@ class Command(StaticfilesRunserver):
 
     def on_bind(self, server_port: int) -> None:
         super().on_bind(server_port)
-        host = f"[{self.addr}]" if self._raw_ipv6 else ("0.0.0.0" if self.addr == "0" else self.addr)
+        addr, ipv6 = getattr(self, "addr", ""), getattr(self, "_raw_ipv6", False)  # set by Django's handle()
+        host = f"[{addr}]" if ipv6 else ("0.0.0.0" if addr == "0" else addr)
         self.stdout.write(f"Websockets at ws://{host}:{server_port}{settings.get('WEBSOCKET_URL')}<facility> "
                           "(ws4redis: gevent + wsproto)")
