@@ -19,14 +19,6 @@ from tests.servers import RedisServer, UwsgiServer
 
 _gevent_servers: dict[str, Any] = {}
 
-#: Tests whose sockets touch the database inside the connection's greenlet (session lookups of logged-in users).
-DB_IN_SOCKET = {
-    "test_view_echoes_valid_input_and_explains_invalid_input",
-    "test_view_refuses_with_an_ordinary_response_before_the_upgrade",
-    "test_view_keeps_the_origin_check",
-    "test_view_subscribes_and_publishes",
-    "test_view_socket_ends_when_the_view_returns",
-}
 
 
 @pytest.fixture(scope="session")
@@ -52,11 +44,6 @@ def any_server(request: pytest.FixtureRequest) -> Callable[..., Any]:
     """A factory of the test project's server on each transport: ``any_server(overrides)``."""
     if request.param == "uwsgi":
         return request.getfixturevalue("uwsgi_factory")  # type: ignore[no-any-return]
-    if getattr(request.node, "originalname", "") in DB_IN_SOCKET:
-        # The gevent server monkey-patches after django.db is imported, so Django's thread-local connection storage
-        # is shared by every greenlet of a worker: the second socket that touches the database (a session lookup)
-        # fails with "DatabaseWrapper objects created in a thread can only be used in that same thread".
-        request.applymarker(pytest.mark.xfail(reason="gevent server shares Django DB connections", strict=False))
     return request.getfixturevalue("gevent_factory")  # type: ignore[no-any-return]
 
 
