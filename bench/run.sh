@@ -105,6 +105,15 @@ supports() {
   esac
 }
 
+# ws4redis_urls: the URLs and publisher of a ws4redis target (either transport), for start_server
+ws4redis_urls() {
+  URL_BCAST="ws://127.0.0.1:$PORT/ws/bench?subscribe-broadcast"
+  URL_USER="ws://127.0.0.1:$PORT/ws/bench?subscribe-user&uid={uid}"
+  URL_IDLE="ws://127.0.0.1:$PORT/ws/bench?subscribe-broadcast&uid=u{i}"
+  [ "$scen" = S2u ] && URL_IDLE="ws://127.0.0.1:$PORT/ws/bench?subscribe-broadcast&subscribe-user&uid=u{i}"
+  PUB="env PYTHONPATH=$ROOT $W4R_PY $HERE/publisher.py --backend ws4redis-next --facility bench"
+}
+
 # start_server TARGET SCENARIO LOG -> SERVER_PID, URL_BCAST, URL_USER, URL_IDLE, PUB
 start_server() {
   local target="$1" scen="$2" log="$3" cores="$GEVENT" procs
@@ -119,11 +128,7 @@ start_server() {
             PYTHONPATH="$ROOT:$HERE/apps/ws4redis_bench" exec "$W4R_PY" -m django runwebsocket \
             --bind "127.0.0.1:$PORT" --workers "$procs" ) >"$log" 2>&1 &
         SERVER_PID=$!
-        URL_BCAST="ws://127.0.0.1:$PORT/ws/bench?subscribe-broadcast"
-        URL_USER="ws://127.0.0.1:$PORT/ws/bench?subscribe-user&uid={uid}"
-        URL_IDLE="ws://127.0.0.1:$PORT/ws/bench?subscribe-broadcast&uid=u{i}"
-        [ "$scen" = S2u ] && URL_IDLE="ws://127.0.0.1:$PORT/ws/bench?subscribe-broadcast&subscribe-user&uid=u{i}"
-        PUB="env PYTHONPATH=$ROOT $W4R_PY $HERE/publisher.py --backend ws4redis-next --facility bench"
+        ws4redis_urls
       elif [ "${target%%-*}" = ws4redis ]; then
         local module=ws4redis.wsgi:application
         [ "$target" = ws4redis-proposed-1w ] && module=benchproj.proposed:application
@@ -133,11 +138,7 @@ start_server() {
             --gevent "$cores" --gevent-early-monkey-patch --processes "$procs" --master --die-on-term \
             --disable-logging --max-fd 20000 --listen 1024 ) >"$log" 2>&1 &
         SERVER_PID=$!
-        URL_BCAST="ws://127.0.0.1:$PORT/ws/bench?subscribe-broadcast"
-        URL_USER="ws://127.0.0.1:$PORT/ws/bench?subscribe-user&uid={uid}"
-        URL_IDLE="ws://127.0.0.1:$PORT/ws/bench?subscribe-broadcast&uid=u{i}"
-        [ "$scen" = S2u ] && URL_IDLE="ws://127.0.0.1:$PORT/ws/bench?subscribe-broadcast&subscribe-user&uid=u{i}"
-        PUB="env PYTHONPATH=$ROOT $W4R_PY $HERE/publisher.py --backend ws4redis-next --facility bench"
+        ws4redis_urls
       else
         ( cd "$HERE/apps/bare" && BARE_CONTROL_PORT="$BARE_CONTROL_PORT" BARE_FRAMES=$frames exec "$W4R_BIN/uwsgi" \
             --http-socket "127.0.0.1:$PORT" --module bare_app:application --need-app \
