@@ -4,6 +4,7 @@
 #
 #   bash bench/run.sh                                   # defaults below, ~10 min
 #   TARGETS="ws4redis-1w bare-1w" SCENARIOS="S1 S4" bash bench/run.sh
+#   TARGETS="ws4redis-1w bare-1w" SCENARIOS="S5" bash bench/run.sh  # 1,000 subscribers, 500 msgs burst (not in S1-S4)
 #   RUNS=3 bash bench/run.sh                            # medians of 3
 #
 # Targets (TARGETS, in this order by default):
@@ -199,6 +200,7 @@ for scen in $SCENARIOS; do
         S2|S2u) args=(--url "$URL_IDLE" --conns "$S2_CONNS" --messages 0 --hold 5) ;;
         S3) args=(--url "$URL_USER" --targeted --conns 1000 --messages 1000 --rate 0) ;;
         S4) args=(--url "$URL_BCAST" --conns 100 --messages 5000 --rate 0) ;;
+        S5) args=(--url "$URL_BCAST" --conns 1000 --messages 500 --rate 0) ;;  # fan-out ceiling: 1,000 subscribers, burst
         *) echo "unknown scenario $scen" >&2; stop_server; continue ;;
       esac
       echo "== $target $scen run $run ($(( $(date +%s) - T0 )) s)" >&2
