@@ -239,3 +239,34 @@ def test_measure_cluster_against_one_redis(cluster: ClusterNodes, server: UwsgiS
     print(json.dumps(report))
     assert sharded["deliveries"] == one["deliveries"]
 
+
+
+def test_history_and_recovery_on_a_cluster(cluster: ClusterNodes, cluster_publisher: None) -> None:
+    """The stream key is hash-tagged into the channel's slot, so the atomic publish script runs on one shard (with
+    SPUBLISH) and a v2 client that reconnects gets what it missed."""
+    from tests.test_history import V2Client
+
+    windows = {"hist": {"size": 1000, "ttl": 600}}
+    uwsgi = UwsgiServer(overrides={"WS4REDIS_CONNECTION": cluster_setting(cluster), "WS4REDIS_HISTORY": windows})
+    try:
+        client = V2Client(uwsgi, "/ws/hist?subscribe-broadcast")
+        client.connect()
+        client.receive_until(lambda f: f["type"] in ("recovered", "not_recovered"))
+        with override_settings(WS4REDIS_HISTORY=windows):
+            publisher = RedisPublisher(facility="hist", broadcast=True)
+            for i in range(10):
+                publisher.publish_message(str(i))
+            while len(client.messages) < 10:
+                client.receive()
+            client.close()
+            for i in range(10, 20):
+                publisher.publish_message(str(i))  # while the client is away
+        client.connect()
+        answer = client.receive_until(lambda f: f["type"] in ("recovered", "not_recovered"))
+        assert answer["type"] == "recovered", answer
+        while len(client.messages) < 20:
+            client.receive()
+        assert client.data() == [str(i) for i in range(20)]
+        client.close()
+    finally:
+        uwsgi.stop()

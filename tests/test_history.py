@@ -59,7 +59,7 @@ def test_windows_by_name_and_pattern_and_stream_keys() -> None:
     assert history.window_for("p:broadcast:numbers") == history.Window(5000, 600)
     assert history.window_for("p:group:a:b:feed-1") == history.Window(100, 600)
     assert history.window_for("p:broadcast:other") is None
-    assert history.history_key("p:group:red:tiny") == "p:history:group:red:tiny"
+    assert history.history_key("p:group:red:tiny") == "p:history:{p:group:red:tiny}"
 
 
 # -- the publish path, against a real Redis -------------------------------------------------------------------------
@@ -74,12 +74,12 @@ def test_publish_keeps_history_and_the_original_kept_message(redis_server: Redis
     raw = pubsub.get_message(timeout=5)["data"]
     payload, message_id, _ = unwrap(raw)
     assert payload == b"one"
-    ((stream_id, fields),) = client.xrange("test:history:broadcast:numbers")
+    ((stream_id, fields),) = client.xrange("test:history:{test:broadcast:numbers}")
     assert stream_id.decode() == message_id and fields == {b"d": b"one"}
     # The kept message and fetch_message are the original's: the payload, no prefix.
     assert client.get("test:broadcast:numbers") == b"one"
     assert publisher.fetch_message(None, "numbers", "broadcast") == b"one"
-    assert 0 < client.ttl("test:history:broadcast:numbers") <= 600
+    assert 0 < client.ttl("test:history:{test:broadcast:numbers}") <= 600
     pubsub.close()
     client.close()
 
@@ -90,7 +90,7 @@ def test_trimming_keeps_about_size_messages(redis_server: RedisServer) -> None:
     for i in range(500):
         publisher.publish_message(str(i))
     client = redis_server.client()
-    length = client.xlen("test:history:broadcast:tiny")
+    length = client.xlen("test:history:{test:broadcast:tiny}")
     client.close()
     assert 10 <= length < 500  # MAXLEN ~: whole nodes are trimmed, never below size
 
@@ -215,7 +215,7 @@ def test_a_reset_stream_is_not_recovered(uwsgi_factory: Callable[..., UwsgiServe
         assert client.receive()["data"] == "before"
         client.close()
         redis = redis_server.client()
-        redis.delete("test:history:broadcast:feed-reset")  # as a Redis restart without persistence would
+        redis.delete("test:history:{test:broadcast:feed-reset}")  # as a Redis restart without persistence would
         redis.close()
         publisher.publish_message("after")
     client.connect()

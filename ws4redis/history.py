@@ -57,11 +57,11 @@ StreamId = tuple[int, int]
 ZERO: StreamId = (0, 0)
 
 # One publish to a history-enabled channel: atomic, so stream order == pub/sub order. KEYS: channel, stream.
-# ARGV: payload, kept-message expiry (0: none), size, ttl, ID_MARK.
+# ARGV: payload, kept-message expiry (0: none), size, ttl, ID_MARK, PUBLISH or SPUBLISH.
 _PUBLISH_SCRIPT = """
 local id = redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '*', 'd', ARGV[1])
 redis.call('EXPIRE', KEYS[2], ARGV[4])
-local n = redis.call('PUBLISH', KEYS[1], ARGV[5] .. id .. '\\n' .. ARGV[1])
+local n = redis.call(ARGV[6], KEYS[1], ARGV[5] .. id .. '\\n' .. ARGV[1])
 if tonumber(ARGV[2]) > 0 then redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2]) end
 return n
 """
@@ -85,14 +85,15 @@ def window_for(channel: str) -> Window | None:
 
 
 def history_key(channel: str) -> str:
-    """The stream key of ``channel``: ``{prefix:}history:{channel without prefix}``.
+    """The stream key of ``channel``: ``{prefix:}history:{<channel>}``, e.g. ``p:history:{p:broadcast:news}``.
 
-    Not ``{channel}:history``: a group name may contain ``:``, so that could be another channel's kept-message key.
+    The braces are a Redis Cluster hash tag: the stream lands in the slot of the channel itself, which is also the
+    kept message's key and the SPUBLISH channel, so the one atomic publish script touches a single slot. (A channel
+    name holding ``}`` would break that tag; ws4redis names never do unless a user or group name contains one.)
     No channel starts with ``history:``, and the key keeps ``WS4REDIS_PREFIX`` in front like every other ws4redis key.
     """
     head = prefix_of(settings.get("WS4REDIS_PREFIX"))
-    rest = channel[len(head) :] if head and channel.startswith(head) else channel
-    return f"{head}history:{rest}"
+    return f"{head}history:{{{channel}}}"
 
 
 def queue_publish(pipe: Any, channel: str, message: bytes, expire: int, window: Window) -> None:
@@ -101,8 +102,21 @@ def queue_publish(pipe: Any, channel: str, message: bytes, expire: int, window: 
     EVAL with the script's text rather than EVALSHA: still one round trip, and no NOSCRIPT failure after a Redis
     restart to recover from in the middle of someone else's pipeline.
     """
-    pipe.eval(
-        _PUBLISH_SCRIPT, 2, channel, history_key(channel), message, max(expire, 0), window.size, window.ttl, ID_MARK
+    # Redis Cluster: SPUBLISH, so only the shard owning the channel's slot carries it (the hubs SSUBSCRIBE there).
+    command = "SPUBLISH" if isinstance(pipe, redis.cluster.ClusterPipeline) else "PUBLISH"
+    # execute_command rather than eval(): redis-py's cluster pipeline refuses eval() but routes an EVAL by its keys.
+    pipe.execute_command(
+        "EVAL",
+        _PUBLISH_SCRIPT,
+        2,
+        channel,
+        history_key(channel),
+        message,
+        max(expire, 0),
+        window.size,
+        window.ttl,
+        ID_MARK,
+        command,
     )
 
 
