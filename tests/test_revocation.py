@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 import websocket
 from django.conf import settings
@@ -57,3 +59,20 @@ def test_deactivated_user_loses_every_socket(server: UwsgiServer, people: People
     assert_silent(bystander)
     RedisPublisher(facility="other", broadcast=True).publish_message("bob stays")
     assert bystander.recv() == "bob stays"
+
+
+def test_logout_reaches_sockets_on_every_worker(uwsgi_factory: Callable[..., UwsgiServer], people: People) -> None:
+    """The control channel reaches every hub: a logout closes the session's sockets on both workers."""
+    from tests.test_faults import peer_ports_by_worker
+
+    server = uwsgi_factory(processes=2)
+    client, cookie = logged_in_client(people, "alice")
+    sockets: list[websocket.WebSocket] = []
+    while len(sockets) < 200:  # until both workers hold some of them (the kernel decides who accepts)
+        sockets.append(connect(server, "/ws/r?subscribe-user", cookie=cookie))
+        if len(sockets) % 10 == 0 and all(peer_ports_by_worker(server).values()):
+            break
+    assert all(peer_ports_by_worker(server).values())
+    client.logout()
+    for ws in sockets:
+        assert_closed(ws)
