@@ -15,7 +15,7 @@ import pytest
 import websocket
 
 from tests.conftest import People, connect, refused_status
-from tests.servers import RedisServer, UwsgiServer
+from tests.servers import RedisServer
 
 _gevent_servers: dict[str, Any] = {}
 
@@ -76,16 +76,16 @@ def test_view_sees_anonymous_users_as_django_does(any_server: Callable[..., Any]
 
 
 # -- the same URL over plain HTTP -----------------------------------------------------------------------------------
-def test_accept_websocket_view_answers_plain_http(uwsgi_factory: Callable[..., UwsgiServer],
-                                                  redis_server: RedisServer) -> None:
-    server = uwsgi_factory()
+def test_accept_websocket_view_answers_plain_http(any_server: Callable[..., Any], redis_server: RedisServer) -> None:
+    server = any_server()
     body = urllib.request.urlopen(f"http://127.0.0.1:{server.port}/ws/echo/", timeout=5).read()
     assert body == b"echo over plain HTTP: open a websocket to this URL\n"
 
 
-def test_require_websocket_view_refuses_plain_http_with_400(uwsgi_factory: Callable[..., UwsgiServer],
-                                                          redis_server: RedisServer) -> None:
-    server = uwsgi_factory()
+def test_require_websocket_view_refuses_plain_http_with_400(
+    any_server: Callable[..., Any], redis_server: RedisServer
+) -> None:
+    server = any_server()
     with pytest.raises(urllib.error.HTTPError) as refused:
         urllib.request.urlopen(f"http://127.0.0.1:{server.port}/ws/members/", timeout=5)
     assert refused.value.code == 400
