@@ -147,6 +147,15 @@ class Connection:
             self._control_frames.append(frame)
         self.request_close(CloseCode.REVOKED, "revoked")
 
+    def shutdown(self, reconnect_in_ms: int) -> None:
+        """Drained (a reload or shutdown): a v2 client is told when to come back, then the socket closes with 1001."""
+        if self._close is not None:
+            return
+        frame = self.protocol.control("shutdown", reconnect_in=reconnect_in_ms)
+        if frame is not None:
+            self._control_frames.append(frame)
+        self.request_close(CloseCode.GOING_AWAY, f"reconnect_in={reconnect_in_ms}")
+
     def request_close(self, code: int, reason: str) -> None:
         """Close this websocket from any greenlet: the loop sends what it can and exits."""
         if self._close is None:

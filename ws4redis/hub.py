@@ -31,7 +31,7 @@ from ws4redis import history, metrics, settings
 from ws4redis.cluster import pubsub_for
 from ws4redis.exceptions import Ws4RedisError
 from ws4redis.redis_store import new_client
-from ws4redis.revocation import control_channel, parse_control
+from ws4redis.revocation import control_channel, instance_name, parse_control
 
 __all__ = ["Delivery", "Hub", "HubUnavailable", "Listener", "get_hub", "is_text"]
 
@@ -72,6 +72,9 @@ class Listener(Protocol):
 
     def revoke(self) -> None:
         """The user or session of this connection was logged out, deleted or deactivated."""
+
+    def shutdown(self, reconnect_in_ms: int) -> None:
+        """The server is going away: close with 1001 and suggest reconnecting after ``reconnect_in_ms``."""
 
 
 def is_text(data: bytes) -> bool:
@@ -316,6 +319,9 @@ class Hub:
 
     def _control(self, data: bytes) -> None:
         message = parse_control(data)
+        if message is not None and message.get("type") == "drain":
+            self._drain(message)
+            return
         if message is None or message.get("type") != "revoke":
             return
         targets: set[Listener] = set()
@@ -327,6 +333,20 @@ class Hub:
             logger.info("ws4redis hub: revoking %d websocket(s)", len(targets))
         for listener in targets:
             listener.revoke()
+
+    def _drain(self, message: dict[str, Any]) -> None:
+        """Close every local socket with 1001, each with its own reconnect delay within the window (no storm)."""
+        target = message.get("instance")
+        if target and target != instance_name():
+            return
+        try:
+            window = max(float(message.get("window") or 0), 0.5)
+        except (TypeError, ValueError):
+            window = 10.0
+        listeners = {id(listener): listener for group in self._listeners.values() for listener in group}
+        logger.info("ws4redis hub: draining %d websocket(s) over %.1fs", len(listeners), window)
+        for listener in listeners.values():
+            listener.shutdown(int(random.uniform(0.5, window) * 1000))
 
     def _notify_reconnected(self) -> None:
         seen: set[int] = set()

@@ -17,7 +17,7 @@ from django.contrib.auth.signals import user_logged_out
 from ws4redis import settings
 from ws4redis.audience import prefix_of
 
-__all__ = ["connect_receivers", "control_channel", "parse_control", "revoke"]
+__all__ = ["connect_receivers", "control_channel", "drain", "instance_name", "parse_control", "revoke"]
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +37,25 @@ def revoke(*, user: str | None = None, session: str | None = None) -> None:
 
     message = json.dumps({"type": "revoke", "user": user, "session": session})
     get_connection().publish(control_channel(), message)
+
+
+def drain(*, window: float, instance: str | None = None) -> None:
+    """Tell every hub (or those of ``instance``) to close its sockets with 1001 and a jittered reconnect delay.
+
+    The way to reload uWSGI without a reconnect storm: uWSGI's graceful reload gives a worker's running requests no
+    signal, so ws4redis is told through Redis first (``manage.py ws4redis_drain``), then the reload proceeds.
+    """
+    from ws4redis.redis_store import get_connection
+
+    message = json.dumps({"type": "drain", "window": float(window), "instance": instance})
+    get_connection().publish(control_channel(), message)
+
+
+def instance_name() -> str:
+    """This instance's name for targeted drains: ``WS4REDIS_INSTANCE``, else the host name."""
+    import socket
+
+    return str(settings.get("WS4REDIS_INSTANCE") or socket.gethostname())
 
 
 def parse_control(data: bytes) -> dict[str, Any] | None:

@@ -39,6 +39,7 @@ DEFAULTS: dict[str, Any] = {
     "WS4REDIS_POOL_SIZE": 32,  # Redis connections a process keeps for publishing
     "WS4REDIS_SUBSCRIBE_TIMEOUT": 5.0,  # seconds to wait for Redis to confirm a subscription before refusing
     "WS4REDIS_WAKE_INTERVAL": 10.0,  # seconds between idle wake-ups (lets uWSGI send its pings)
+    "WS4REDIS_INSTANCE": None,  # this instance's name for `manage.py ws4redis_drain --instance` (None: host name)
     "WS4REDIS_PING_INTERVAL": 20.0,  # gevent server: seconds of peer silence before it is pinged
     "WS4REDIS_PING_TIMEOUT": 20.0,  # gevent server: seconds to answer that ping before the socket is dropped
     "WS4REDIS_HISTORY": {},  # {"facility" or pattern: {"size": N, "ttl": seconds}}: Redis Streams (ws4redis.history)

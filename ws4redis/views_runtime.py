@@ -250,6 +250,9 @@ class WebSocket:
     def revoke(self) -> None:
         self._request_close(CloseCode.REVOKED, "revoked")
 
+    def shutdown(self, reconnect_in_ms: int) -> None:
+        self._request_close(CloseCode.GOING_AWAY, f"reconnect_in={reconnect_in_ms}")
+
     # -- internals ------------------------------------------------------------------------------------------------
     def _request_close(self, code: int, reason: str) -> None:
         if self._close is None:
