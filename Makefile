@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: demo test venv clean autobahn bench
+.PHONY: demo test venv system clean autobahn
 
 $(VENV)/.installed: setup.py requirements-test.txt
 	$(PYTHON) -m venv $(VENV)
@@ -13,10 +13,13 @@ $(VENV)/.installed: setup.py requirements-test.txt
 
 venv: $(VENV)/.installed
 
-demo: venv
+system:  # Debian packages: redis-server, nginx, chromium, node (installed when run as root)
+	@bash scripts/install-system-packages.sh
+
+demo: system venv
 	$(PY) examples/chatserver/run_demo.py
 
-test: venv
+test: system venv
 	$(PY) -m pytest
 
 autobahn: venv  # RFC 6455 conformance of both transports (needs pyenv's Python 2.7; see docs/servers.md)
