@@ -38,9 +38,10 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
-def make_ws4redis(facility):
-    sys.path.insert(0, os.path.join(HERE, "apps", "ws4redis_app"))
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "wsproj.settings")
+def _make_ws4redis_publisher(facility, app_dir, settings_module):
+    """RedisPublisher of the package found on sys.path (the 0.6 anchor's venv, or this repository), one per target."""
+    sys.path.insert(0, os.path.join(HERE, "apps", app_dir))
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", settings_module)
     import django
 
     django.setup()
@@ -60,30 +61,14 @@ def make_ws4redis(facility):
         p.publish_message(RedisMessage(payload), expire=0)
 
     return pub, lambda: None
+
+
+def make_ws4redis(facility):
+    return _make_ws4redis_publisher(facility, "ws4redis_app", "wsproj.settings")
 
 
 def make_ws4redis_next(facility):
-    sys.path.insert(0, os.path.join(HERE, "apps", "ws4redis_bench"))
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "benchproj.settings")
-    import django
-
-    django.setup()
-    from ws4redis.publisher import RedisPublisher
-    from ws4redis.redis_store import RedisMessage
-
-    bcast = RedisPublisher(facility=facility, broadcast=True)
-    per_user = {}
-
-    def pub(target, payload):
-        if target is None:
-            p = bcast
-        else:
-            p = per_user.get(target)
-            if p is None:
-                p = per_user[target] = RedisPublisher(facility=facility, users=[target])
-        p.publish_message(RedisMessage(payload), expire=0)
-
-    return pub, lambda: None
+    return _make_ws4redis_publisher(facility, "ws4redis_bench", "benchproj.settings")
 
 
 def make_bare(facility):

@@ -145,6 +145,25 @@ class UwsgiServer(Process):
         return [int(p) for p in out.split()]
 
 
+def tcp_connections(pid: int) -> list[tuple[int, int]]:
+    """``(local port, remote port)`` of the established IPv4 TCP connections process ``pid`` holds open."""
+    inodes = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:  # closed meanwhile
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+    result = []
+    for line in Path(f"/proc/{pid}/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        local, remote, state, inode = fields[1], fields[2], fields[3], fields[9]
+        if state == "01" and inode in inodes:
+            result.append((int(local.split(":")[1], 16), int(remote.split(":")[1], 16)))
+    return result
+
+
 def rss_kb(pid: int) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):

@@ -6,12 +6,11 @@ import os
 import signal
 import socket
 from collections.abc import Callable
-from pathlib import Path
 
 import websocket
 
 from tests.conftest import People, connect, receive_all
-from tests.servers import RedisServer, UwsgiServer
+from tests.servers import RedisServer, UwsgiServer, tcp_connections
 from tests.test_revocation import assert_closed
 from tests.test_websocket import wait_until
 from ws4redis.publisher import RedisPublisher
@@ -20,24 +19,9 @@ from ws4redis.redis_store import reset_pool
 
 def peer_ports_by_worker(server: UwsgiServer) -> dict[int, set[int]]:
     """For each worker pid, the client ports of the established connections it holds on the server's port."""
-    result: dict[int, set[int]] = {}
-    for pid in server.workers():
-        inodes = set()
-        for fd in os.listdir(f"/proc/{pid}/fd"):
-            try:
-                target = os.readlink(f"/proc/{pid}/fd/{fd}")
-            except OSError:
-                continue
-            if target.startswith("socket:["):
-                inodes.add(target[8:-1])
-        ports = set()
-        for line in Path(f"/proc/{pid}/net/tcp").read_text().splitlines()[1:]:
-            fields = line.split()
-            local, remote, state, inode = fields[1], fields[2], fields[3], fields[9]
-            if state == "01" and inode in inodes and int(local.split(":")[1], 16) == server.port:
-                ports.add(int(remote.split(":")[1], 16))
-        result[pid] = ports
-    return result
+    return {
+        pid: {remote for local, remote in tcp_connections(pid) if local == server.port} for pid in server.workers()
+    }
 
 
 def test_redis_restart_with_500_clients(uwsgi_factory: Callable[..., UwsgiServer], redis_server: RedisServer) -> None:

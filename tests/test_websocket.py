@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import http.client
-import os
 import socket
 import time
 import urllib.request
 from collections.abc import Callable
-from pathlib import Path
 
 import pytest
 import websocket
 
 from tests.conftest import People, assert_silent, connect, receive_all, refused_status
-from tests.servers import RedisServer, UwsgiServer
+from tests.servers import RedisServer, UwsgiServer, tcp_connections
 from ws4redis.publisher import RedisPublisher
 from ws4redis.redis_store import RedisMessage
 
@@ -242,15 +240,7 @@ def test_refusals_do_not_disturb_open_connections(server: UwsgiServer, people: P
 # -- resources ------------------------------------------------------------------------------------------------------
 def redis_clients_of(redis_server: RedisServer, pids: list[int]) -> list[dict[str, object]]:
     """Redis clients opened by the given worker processes (matched by the local port's owner)."""
-    ports = set()
-    for pid in pids:
-        for line in Path(f"/proc/{pid}/net/tcp").read_text().splitlines()[1:]:
-            local, remote, state = line.split()[1:4]
-            if state == "01" and int(remote.split(":")[1], 16) == redis_server.port:
-                inode = line.split()[9]
-                fds = os.listdir(f"/proc/{pid}/fd")
-                if any(os.readlink(f"/proc/{pid}/fd/{fd}") == f"socket:[{inode}]" for fd in fds):
-                    ports.add(int(local.split(":")[1], 16))
+    ports = {local for pid in pids for local, remote in tcp_connections(pid) if remote == redis_server.port}
     client = redis_server.client()
     try:
         return [c for c in client.client_list() if int(str(c["addr"]).rsplit(":", 1)[1]) in ports]
