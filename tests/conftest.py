@@ -40,7 +40,12 @@ def _close_websockets() -> Iterator[None]:
     """Close every websocket a test opened, whatever the test did."""
     yield
     while _open_sockets:
-        _open_sockets.pop().close()
+        ws = _open_sockets.pop()
+        try:
+            ws.close(timeout=1)
+        except (OSError, websocket.WebSocketException):
+            pass
+        ws.shutdown()  # close() does nothing once a close frame was received: the socket itself is closed here
 
 
 @pytest.fixture(scope="session")

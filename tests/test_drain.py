@@ -13,6 +13,7 @@ from tests.conftest import connect
 from tests.servers import RedisServer, UwsgiServer
 from tests.test_revocation import assert_closed
 from tests.test_websocket import wait_until
+from ws4redis.exceptions import CloseCode
 from ws4redis.publisher import RedisPublisher
 
 
@@ -34,10 +35,10 @@ def test_drain_then_graceful_reload(
         told = json.loads(ws.recv())
         assert told["type"] == "shutdown"
         delays.append(told["reconnect_in"])
-        assert_closed(ws)
+        assert_closed(ws, CloseCode.GOING_AWAY)
     assert all(500 <= delay <= 3000 for delay in delays), delays
     assert len(set(delays)) > 1, delays  # spread out: not everyone comes back at once
-    assert_closed(legacy)
+    assert_closed(legacy, CloseCode.GOING_AWAY)
     # The reload happened (new workers), and clients coming back are served.
     wait_until(lambda: bool(server.workers()) and set(server.workers()).isdisjoint(old_workers), timeout=30)
     again = connect(server, "/ws/drain?subscribe-broadcast")
@@ -52,4 +53,4 @@ def test_drain_can_target_one_instance(uwsgi_factory: Callable[..., UwsgiServer]
     RedisPublisher(facility="drain2", broadcast=True).publish_message("still here")
     assert ws.recv() == "still here"
     call_command("ws4redis_drain", window=1, instance="ws-a", stdout=io.StringIO())
-    assert_closed(ws)
+    assert_closed(ws, CloseCode.GOING_AWAY)

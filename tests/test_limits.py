@@ -13,6 +13,7 @@ from tests.conftest import People, connect, receive_all, refused_status
 from tests.servers import UwsgiServer, rss_kb
 from tests.test_revocation import assert_closed
 from tests.test_websocket import wait_until
+from ws4redis.exceptions import CloseCode
 from ws4redis.limits import TokenBucket
 from ws4redis.publisher import RedisPublisher
 
@@ -37,7 +38,7 @@ def test_publishing_faster_than_the_rate_closes_only_that_socket(
         except (websocket.WebSocketConnectionClosedException, BrokenPipeError, ConnectionResetError):
             break
     assert receive_all(listener, 3) == ["flood 0", "flood 1", "flood 2"]
-    assert_closed(flooder)
+    assert_closed(flooder, CloseCode.RATE_LIMITED)
     assert "published faster than WS4REDIS_PUBLISH_RATE" in server.output()
     RedisPublisher(facility="rate", broadcast=True).publish_message("listener unaffected")
     assert listener.recv() == "listener unaffected"
@@ -52,7 +53,7 @@ def test_too_big_message_closes_the_socket_and_is_not_published(
     sender.send("x" * 1000)
     assert listener.recv() == "x" * 1000  # at the limit is fine
     sender.send("y" * 1001)
-    assert_closed(sender)
+    assert_closed(sender, CloseCode.MESSAGE_TOO_BIG)
     RedisPublisher(facility="size", broadcast=True).publish_message("next")
     assert listener.recv() == "next"  # the oversized message never arrived
 
@@ -138,4 +139,4 @@ def assert_closed_after_draining(ws: websocket.WebSocket) -> None:
         for _ in range(10_000):
             if ws.recv() == "":
                 raise websocket.WebSocketConnectionClosedException("closed")
-    ws.close()
+    ws.shutdown()

@@ -12,15 +12,21 @@ from django.test import Client
 
 from tests.conftest import People, assert_silent, connect
 from tests.servers import UwsgiServer
+from ws4redis.exceptions import CloseCode
 from ws4redis.publisher import RedisPublisher
 
 
-def assert_closed(ws: websocket.WebSocket) -> None:
-    """The server ends the socket: the next read sees the connection closed (not a timeout)."""
-    with pytest.raises((websocket.WebSocketConnectionClosedException, ConnectionError)):
-        data = ws.recv()
-        if data == "":  # websocket-client returns '' for a close frame
-            raise websocket.WebSocketConnectionClosedException("closed")
+def assert_closed(ws: websocket.WebSocket, code: int | None = CloseCode.REVOKED) -> None:
+    """The server ends the socket with a close frame carrying ``code`` (on uWSGI too: the transport sends close
+    codes); ``code=None``: the connection just ends, with no close frame (a killed worker). Never a timeout."""
+    if code is None:
+        with pytest.raises((websocket.WebSocketConnectionClosedException, ConnectionError)):
+            ws.recv()
+        return
+    opcode, data = ws.recv_data(control_frame=True)
+    assert opcode == websocket.ABNF.OPCODE_CLOSE, (opcode, data)
+    assert int.from_bytes(data[:2], "big") == code, data
+    ws.shutdown()  # websocket-client answered the close; its close() would now leave the socket open
 
 
 def logged_in_client(people: People, name: str) -> tuple[Client, str]:

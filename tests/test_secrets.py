@@ -26,7 +26,7 @@ def test_session_keys_never_leave_the_server(server: UwsgiServer, people: People
     Client().get("/")  # unrelated traffic
     client.logout()  # revocation names the session in Redis, and is logged
     revoked = v2.recv()
-    assert json.loads(revoked)["type"] == "revoked"  # v2 is told why, since uWSGI cannot send a close code
+    assert json.loads(revoked)["type"] == "revoked"  # v2 is told why, then closed with 4003
     frames.append(revoked)
     assert_closed(v2)
     assert_closed(legacy)

@@ -1,9 +1,15 @@
-"""The connection loop: one per websocket, running in that websocket's own greenlet.
+"""The connection loop: one per websocket, run by a greenlet of that websocket's own, or by none while it is idle.
 
-It waits on a single event, set by any of: the socket became readable, the hub queued a message, a close was
-requested, or the idle wake-up interval passed. On each wake-up it drains the socket until empty (uWSGI returns one
-message per ``websocket_recv_nb`` call, so one call per wake-up would strand buffered messages) and then the queue
-until empty, so no message waits for the next event. Whatever ends the loop, the connection detaches from the hub.
+Every wake-up source (the socket became readable, the hub queued a message, a close was requested, the periodic
+duties are due) calls ``_kick``: it sets the connection's event, and when the connection has no greenlet it spawns
+one. The greenlet drains the socket until empty and then the queue until empty, so no message waits for the next
+event, and all of this connection's sends happen in it: the hub never writes to a socket.
+
+A greenlet is the dearest part of an idle websocket (bench/: about 8 KB parked, and under uWSGI a whole parked
+request); so a connection gives its greenlet back ("parks") right after it opened, and whenever a periodic wake-up
+finds it had nothing to do since the previous one. A busy connection keeps its greenlet between events (waking a
+parked greenlet costs about a sixth of spawning one). Whatever ends the websocket, the connection detaches from the
+hub, exactly once (``_end``).
 """
 
 from __future__ import annotations
@@ -31,6 +37,8 @@ from ws4redis.redis_store import get_connection, publish_pipeline
 from ws4redis.transports import Transport
 
 if TYPE_CHECKING:
+    from django.http import HttpRequest
+
     from ws4redis.protocol import Change
 
 __all__ = ["Connection"]
@@ -41,20 +49,42 @@ _OWN_ECHOES = 64  # own publishes remembered for echo suppression; more in fligh
 
 
 class Connection:
-    """One websocket: its queue, its wake-up event and its loop."""
+    """One websocket: its queue, its wake-up event and its loop.
+
+    Slotted: an idle websocket is mostly this object, and a dict for its forty attributes cost 1.7 KB of it (bench/).
+    """
+
+    __slots__ = (
+        "_attached", "_bucket", "_busy", "_close", "_control_frames", "_drop_oldest", "_due", "_ended",
+        "_expires_at", "_greenlet", "_handshake", "_hold_timer", "_hold_until", "_hooks", "_identity", "_interval",
+        "_label", "_late", "_listen", "_max_message", "_own", "_presence", "_publish", "_queue", "_queue_limit",
+        "_queued_bytes", "_quota", "_readable", "_recovery", "_request", "_send_raw", "_subscription", "_timer",
+        "_wake", "_watcher", "_wire_key", "hub", "protocol", "transport",
+    )
 
     def __init__(self, transport: Transport, handshake: Handshake, hub: Hub) -> None:
         self.transport = transport
-        self.handshake = handshake
         self.hub = hub
+        # The handshake until the opening is done; after it only what the connection still uses (see _opened).
+        self._handshake: Handshake | None = handshake
+        self._request: HttpRequest | None = handshake.request
+        self._subscription = handshake.subscription
+        self._label = handshake.label
+        self._identity = handshake.identity
         self.protocol: WireProtocol = protocol_for(handshake.subprotocol, heartbeat=settings.get("WS4REDIS_HEARTBEAT"))
         self._listen = handshake.listen
         self._publish = handshake.publish
-        self._queue: collections.deque[Delivery] = collections.deque()
+        self._queue: list[Delivery] = []  # a list: an empty deque is 760 B, and the queue is drained whole
         self._queued_bytes = 0
         self._queue_limit = int(settings.get("WS4REDIS_QUEUE_BYTES"))
         self._max_message = int(settings.get("WS4REDIS_MAX_MESSAGE_SIZE"))
         self._wake = gevent.event.Event()
+        # The greenlet serving this connection, or None while parked. The request's greenlet serves it first.
+        self._greenlet: Any = gevent.getcurrent()
+        self._busy = False  # something happened since the last periodic wake-up
+        self._ended = False
+        self._watcher: Any = None
+        self._timer: Any = None
         self._close: ConnectionClosed | None = None
         # Echo suppression by origin: (channel, payload) of this socket's own publishes not yet seen coming back.
         suppress = not handshake.subscription.echo and bool(set(self._listen) & set(self._publish))
@@ -78,7 +108,7 @@ class Connection:
         self._hold_until: float | None = None  # v2 with history: live messages wait for the client's resume until
         self._hold_timer: Any = None
         self._late = False  # the wait ran out: a resume now could not be put in order with what went out live
-        identity = dict(handshake.identity)
+        identity = dict(self._identity)
         self._presence = Tracker(self._listen, user=identity.get("user"), session_key=identity.get("session"))
         self._interval = min(float(settings.get("WS4REDIS_WAKE_INTERVAL")), self._presence.refresh_every)
 
@@ -99,23 +129,24 @@ class Connection:
             metrics.DROPPED.labels("slow_consumer").inc(len(self._queue) + 1)
             logger.warning(
                 "ws4redis: closing slow consumer %s: %d bytes queued, limit %d (WS4REDIS_QUEUE_BYTES)",
-                self.handshake.label, self._queued_bytes + size, self._queue_limit,
+                self._label, self._queued_bytes + size, self._queue_limit,
             )
             self.request_close(CloseCode.SLOW_CONSUMER, "slow consumer")
             return
         self._queue.append(delivery)
         self._queued_bytes += size
-        self._wake.set()
+        self._busy = True
+        self._kick()
 
     def _drop_to_fit(self, size: int) -> None:
         """The "drop-oldest" policy: make room by discarding the oldest queued messages, counted and logged."""
         dropped = 0
         while self._queue and self._queued_bytes + size > self._queue_limit:
-            self._queued_bytes -= len(self._queue.popleft().data)
+            self._queued_bytes -= len(self._queue.pop(0).data)
             dropped += 1
         if dropped:
             metrics.DROPPED.labels("slow_consumer_oldest").inc(dropped)
-            logger.warning("ws4redis: dropped %d oldest message(s) for slow consumer %s", dropped, self.handshake.label)
+            logger.warning("ws4redis: dropped %d oldest message(s) for slow consumer %s", dropped, self._label)
             gap = self.protocol.control("gap", dropped=dropped)
             if gap is not None:
                 self._control_frames.append(gap)
@@ -127,13 +158,13 @@ class Connection:
         """
         if self._recovery.enabled:
             self._recovery.pending = True
-            self._wake.set()
+            self._kick()
             return
         metrics.RECOVERIES.labels("not_recovered").inc()
         frame = self.protocol.control("reconnected")
         if frame is not None:
             self._control_frames.append(frame)
-            self._wake.set()
+            self._kick()
 
     def revoke(self) -> None:
         """Logged out, session deleted or user deactivated: tell a v2 client, then close with 4003.
@@ -162,13 +193,19 @@ class Connection:
             self._close = ConnectionClosed(code, reason)
             self._queue.clear()
             self._queued_bytes = 0
+        self._kick()
+
+    def _kick(self) -> None:
+        """Wake this connection's greenlet, or spawn one if it is parked (any greenlet, or the event loop, may call)."""
         self._wake.set()
+        if self._greenlet is None and not self._ended:
+            self._greenlet = gevent.spawn(self._serve, False)
 
     # -- the connection's own greenlet -------------------------------------------------------------------------
     def open(self) -> None:
         """Subscribe through the hub (confirmed by Redis) before the upgrade; raises ``HubUnavailable``."""
         limit = settings.get("WS4REDIS_MAX_CONNECTIONS_PER_USER")
-        user = [name for kind, name in self.handshake.identity if kind == "user"]
+        user = [name for kind, name in self._identity if kind == "user"]
         if limit and user:
             quota = ConnectionQuota(user[0], int(limit))
             if not quota.acquire():
@@ -176,7 +213,7 @@ class Connection:
             self._quota = quota
         timeout = float(settings.get("WS4REDIS_SUBSCRIBE_TIMEOUT"))
         try:
-            self.hub.attach(self, self._listen, timeout=timeout, identity=self.handshake.identity)
+            self.hub.attach(self, self._listen, timeout=timeout, identity=self._identity)
         except BaseException:
             self._release_quota()
             raise
@@ -184,49 +221,72 @@ class Connection:
         self._start_history()
 
     def run(self) -> None:
-        """Upgrade, send the kept messages, then serve until the peer leaves or a close is requested."""
-        code: int = CloseCode.GOING_AWAY
-        reason = ""
-        watcher: Any = None
-        timer: Any = None
+        """Upgrade, send the kept messages, serve what is pending, then park; returns while the websocket stays open.
+
+        The caller (the request's greenlet) may return at once: the transport works on its own descriptor.
+        """
         try:
-            self.transport.accept(self.handshake.subprotocol)
+            assert self._handshake is not None
+            self.transport.accept(self._handshake.subprotocol)
             metrics.CONNECTIONS.inc()
-            facility = self.handshake.subscription.facility
-            logger.info("ws4redis: websocket open for %s on %s", self.handshake.label, facility)
+            facility = self._subscription.facility
+            logger.info("ws4redis: websocket open for %s on %s", self._label, facility)
             loop = gevent.get_hub().loop
-            watcher = loop.io(self.transport.fileno(), 1)
-            watcher.start(self._on_readable)
+            self._watcher = loop.io(self.transport.fileno(), 1)
+            self._watcher.start(self._on_readable)
             # One repeating timer for the idle duties, not a Timeout object per wait (bench/: 5% of a fan-out).
-            timer = loop.timer(self._interval, self._interval)
-            timer.start(self._on_timer)
+            self._timer = loop.timer(self._interval, self._interval)
+            self._timer.start(self._on_timer)
             if self._presence.channels:
                 self._presence.join(get_connection())
             self._send_welcome()
             self._send_kept()
-            self._loop()
-        except ConnectionClosed as closed:
-            code, reason = closed.code, closed.reason
-        except Exception:
+            self._opened()
+        except BaseException as exc:
+            self._end(exc)
+            if not isinstance(exc, Exception):
+                raise
+            return
+        self._serve(True)
+
+    def _serve(self, park: bool) -> None:
+        """The body of this connection's greenlet: rounds until parked or ended (``park``: as soon as idle)."""
+        try:
+            self._rounds(park)
+        except BaseException as exc:
+            self._end(exc)
+            if not isinstance(exc, Exception):
+                raise
+
+    def _end(self, exc: BaseException) -> None:
+        """Tear down once, whatever ended the websocket: watchers, hub, quota, presence, socket, metrics, hook."""
+        if self._ended:
+            return
+        self._ended = True
+        self._greenlet = None
+        if isinstance(exc, ConnectionClosed):
+            code, reason = exc.code, exc.reason
+        elif isinstance(exc, Exception):
             code, reason = CloseCode.INTERNAL_ERROR, "internal error"
-            logger.exception("ws4redis: websocket of %s failed", self.handshake.label)
-        finally:
+            logger.error("ws4redis: websocket of %s failed", self._label, exc_info=exc)
+        else:  # GreenletExit, KeyboardInterrupt: the process is going away
+            code, reason = CloseCode.GOING_AWAY, ""
+        for watcher in (self._watcher, self._timer, self._hold_timer):
             if watcher is not None:
                 watcher.stop()
-                metrics.CONNECTIONS.dec()
-            if timer is not None:
-                timer.stop()
-            self.release()
-            self.transport.close(code, reason)
-            metrics.CLOSED.labels(str(int(code))).inc()
-            logger.info("ws4redis: websocket closed for %s (%d %s)", self.handshake.label, code, reason)
-            self._hooks.run_disconnect(self.handshake.request, self.handshake.subscription)
+        if self._watcher is not None:
+            metrics.CONNECTIONS.dec()
+        self.release()
+        self.transport.close(code, reason)
+        metrics.CLOSED.labels(str(int(code))).inc()
+        logger.info("ws4redis: websocket closed for %s (%d %s)", self._label, code, reason)
+        self._hooks.run_disconnect(self._request, self._subscription)
 
     def release(self) -> None:
         """Detach from the hub (idempotent): whatever ended the connection, its channels are released."""
         if self._attached:
             self._attached = False
-            self.hub.detach(self, self._listen, identity=self.handshake.identity)
+            self.hub.detach(self, self._listen, identity=self._identity)
         self._release_quota()
         if self._presence.channels:
             self._presence.leave(get_connection())
@@ -241,7 +301,7 @@ class Connection:
 
     def _send_welcome(self) -> None:
         """Tell a v2 client what it got (the policy may have narrowed what it asked for); legacy gets nothing."""
-        sub = self.handshake.subscription
+        sub = self._subscription
         welcome = self.protocol.control(
             "welcome", facility=sub.facility, subscribe=sorted(sub.subscribe), publish=sorted(sub.publish),
             **self._history_welcome(),
@@ -250,43 +310,60 @@ class Connection:
             self._send(*welcome)
 
     def _send_kept(self) -> None:
-        subscriber = self.handshake.subscriber
+        assert self._handshake is not None
+        subscriber = self._handshake.subscriber
         for channel, data in subscriber.get_persisted_messages():
-            subscriber.channel_connected(channel, self.handshake.request)
+            subscriber.channel_connected(channel, self._handshake.request)
             self._send(*self.protocol.frame(Delivery(channel, data, is_text(data))))
+
+    def _opened(self) -> None:
+        """Let go of what only the opening needed. The Django request (its environ, session, user, query dict:
+        about 2.5 KB, bench/) stays only where something can still use it: a v2 client may change its subscriptions
+        (authorised with the request), and the message and disconnect hooks receive it."""
+        self._handshake = None
+        if self.protocol.name is None and self._hooks.message is None and self._hooks.disconnect is None:
+            self._request = None
 
     def _on_readable(self) -> None:
         self._readable = True
-        self._wake.set()
+        self._busy = True
+        self._kick()
 
     def _on_timer(self) -> None:
         self._due = True
-        self._wake.set()
+        self._kick()
 
-    def _loop(self) -> None:
+    def _rounds(self, park: bool) -> None:
+        """Serve until nothing is pending; then park if ``park`` (set again by a periodic wake-up after a quiet
+        period), else wait for the next event."""
         wake = self._wake
         while True:
-            wake.wait()
             wake.clear()
             if self._close is not None:
                 self._flush_control()
                 raise self._close
             if self._due:
                 self._due = False
+                park, self._busy = not self._busy, False
                 if self._idle_checks():
                     continue
-                self._readable = True  # uWSGI sends and checks its pings only inside its receive calls
+                self._readable = True  # the transport checks its liveness (pings, pong timeout) when it reads
             if self._readable:  # a wake-up by the hub alone costs no receive call
                 self._readable = False
                 self._drain_socket()
             self._flush_control()
             self._catch_up()
             self._drain_queue()
+            if not wake.is_set():
+                if park:
+                    self._greenlet = None  # no switch between this and the return: a later _kick spawns anew
+                    return
+                wake.wait()
 
     def _idle_checks(self) -> bool:
         """Periodic duties, cheap enough for every wake-up: session expiry and the quota's refresh."""
         if self._expires_at is not None and time.time() >= self._expires_at:
-            logger.info("ws4redis: session of %s expired; closing its websocket", self.handshake.label)
+            logger.info("ws4redis: session of %s expired; closing its websocket", self._label)
             self.revoke()
             return True
         if self._quota is not None:
@@ -302,7 +379,7 @@ class Connection:
             if len(data) > self._max_message:
                 metrics.DROPPED.labels("message_too_big").inc()
                 logger.warning(
-                    "ws4redis: %s sent %d bytes, limit %d", self.handshake.label, len(data), self._max_message
+                    "ws4redis: %s sent %d bytes, limit %d", self._label, len(data), self._max_message
                 )
                 raise ConnectionClosed(CloseCode.MESSAGE_TOO_BIG, "message too big")
             incoming = self.protocol.incoming(data)
@@ -323,7 +400,7 @@ class Connection:
         if self._hooks.message is None:
             return data
         try:
-            return self._hooks.run_message(self.handshake.request, self.handshake.subscription, data)
+            return self._hooks.run_message(self._request, self._subscription, data)
         except HookFailed:
             frame = self.protocol.control("error", reason="internal error")
             if frame is not None:
@@ -338,13 +415,14 @@ class Connection:
         from ws4redis.exceptions import HandshakeRefused
         from ws4redis.hub import HubUnavailable
 
-        request = self.handshake.request
+        request = self._request
+        assert request is not None  # kept for ws4redis.v2 sockets, the only ones that can change subscriptions
         new: list[str] = []  # channels to send kept messages of, once the client has its answer
         try:
             if change.kind == "subscribe":
                 granted, channels = multiplex.authorise_subscribe(
                     request, change.facility, change.audiences,
-                    echo=self.handshake.subscription.echo, listening=len(self._listen),
+                    echo=self._subscription.echo, listening=len(self._listen),
                 )
                 new = [c for c in channels if c not in self._listen]
                 if new:
@@ -358,8 +436,7 @@ class Connection:
                     self.hub.detach(self, gone)
                     # Already queued messages of those channels must not arrive after the answer either.
                     kept = [d for d in self._queue if d.channel not in gone]
-                    self._queue.clear()
-                    self._queue.extend(kept)
+                    self._queue = kept
                     self._queued_bytes = sum(len(d.data) for d in kept)
                 answer = self.protocol.control(
                     "unsubscribed", facility=change.facility, audiences=sorted(change.audiences)
@@ -385,7 +462,7 @@ class Connection:
     def _client_publish(self, data: bytes) -> None:
         if self._bucket is not None and not self._bucket.take(time.monotonic()):
             metrics.DROPPED.labels("rate_limited").inc()
-            logger.warning("ws4redis: %s published faster than WS4REDIS_PUBLISH_RATE; closing", self.handshake.label)
+            logger.warning("ws4redis: %s published faster than WS4REDIS_PUBLISH_RATE; closing", self._label)
             frame = self.protocol.control("error", reason="rate limited")
             if frame is not None:
                 self._send(*frame)
@@ -410,15 +487,14 @@ class Connection:
         if self._hold_until is not None:
             return  # waiting for the client's resume, so that replayed messages go out before live ones
         fresh = self._recovery.fresh
-        queue = self._queue
+        queue, self._queue = self._queue, []  # what arrives while this batch is written waits for the next round
         frame = self.protocol.frame
         raw = self._send_raw
         key = self._wire_key
         batch: list[bytes] = []
         done: list[Delivery] = []  # written by this socket last of all the worker's sockets: latency recorded
         sent = 0
-        while queue:
-            delivery = queue.popleft()
+        for delivery in queue:
             self._queued_bytes -= len(delivery.data)
             if delivery.id is not None and not fresh(delivery.channel, delivery.id):
                 continue  # already sent by a replay from history
@@ -457,13 +533,13 @@ class Connection:
         try:
             self._recovery.start(get_connection())
         except (redis.RedisError, OSError) as exc:
-            logger.warning("ws4redis: could not read history positions for %s (%s)", self.handshake.label, exc)
+            logger.warning("ws4redis: could not read history positions for %s (%s)", self._label, exc)
             return
         wait = float(settings.get("WS4REDIS_RESUME_WAIT") or 0)
         if self.protocol.name is not None and wait > 0:
             self._hold_until = time.monotonic() + wait
             self._hold_timer = gevent.get_hub().loop.timer(wait)
-            self._hold_timer.start(self._wake.set)
+            self._hold_timer.start(self._kick)
 
     def _history_welcome(self) -> dict[str, Any]:
         """``offsets`` for the v2 welcome: where each history stream stood, so a client that receives nothing on a
@@ -501,7 +577,7 @@ class Connection:
         try:
             messages, lost = self._recovery.replay(get_connection(), positions) if positions else ([], [])
         except (redis.RedisError, OSError) as exc:  # told, not closed: the client reloads its state
-            logger.warning("ws4redis: history replay for %s failed (%s)", self.handshake.label, exc)
+            logger.warning("ws4redis: history replay for %s failed (%s)", self._label, exc)
             messages, lost = [], list(positions)
         for channel in lost:
             reasons[stream_of[channel]] = "window exceeded"
@@ -545,7 +621,7 @@ class Connection:
             try:
                 messages, unrecoverable = self._recovery.replay(get_connection(), dict(self._recovery.last))
             except (redis.RedisError, OSError) as exc:
-                logger.warning("ws4redis: history replay for %s failed (%s)", self.handshake.label, exc)
+                logger.warning("ws4redis: history replay for %s failed (%s)", self._label, exc)
                 self._recovery.pending = True  # tried again at the next wake-up
                 return
             self._send_replayed(messages)

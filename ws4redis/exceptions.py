@@ -12,8 +12,8 @@ The tree::
      |    +-- TooManyConnections     429: the user already has WS4REDIS_MAX_CONNECTIONS_PER_USER open sockets
      +-- ConnectionClosed            the peer went away or the transport failed (ends a connection loop)
 
-Close codes sent after the upgrade are ``CloseCode``. uWSGI cannot send a close code, so under uWSGI the same
-information travels as a ``ws4redis.v2`` control message before the socket is closed.
+Close codes sent after the upgrade are ``CloseCode`` (on both transports); a ``ws4redis.v2`` client also gets the
+same information as a control message before the socket is closed.
 """
 
 from __future__ import annotations

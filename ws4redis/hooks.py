@@ -20,7 +20,7 @@ Why it is safe to run user code here:
   monkey-patching) blocks only that socket; ``WS4REDIS_HOOK_TIMEOUT`` bounds it with ``gevent.Timeout``. CPU-bound
   work still holds the whole worker, as any code under gevent does: keep hooks short or hand work to a task queue;
 - an exception (or the timeout) closes only that socket: logged with its traceback, counted, and closed with 1011
-  (a ``ws4redis.v2`` client first gets ``{"type":"error","reason":"internal error"}``, since uWSGI cannot send codes);
+  (a ``ws4redis.v2`` client first gets ``{"type":"error","reason":"internal error"}``, then the close);
 - paths are resolved on first use, not at import, and a path that does not import raises ``ImproperlyConfigured``
   naming the setting, instead of silently doing nothing (the original's fate for bad dotted paths).
 """

@@ -133,14 +133,17 @@ class Tracker:
             config = _config(channel)
             if config is not None:
                 self.channels[channel] = (int(config.get("ttl", 30)), bool(config.get("events", False)))
-        self.client_id = uuid.uuid4().hex[:16]
         self._user = user
+        self._due = float("inf")
+        self._joined = False
+        if not self.channels:  # the usual case: nothing below is ever used, so nothing is kept per socket
+            self.client_id = self._member = ""
+            return
+        self.client_id = uuid.uuid4().hex[:16]
         self._member = json.dumps(
             {"c": self.client_id, "u": user, "s": _session_hash(session_key), "t": round(time.time(), 3)},
             separators=(",", ":"),
         )
-        self._due = float("inf")
-        self._joined = False
 
     @property
     def refresh_every(self) -> float:

@@ -81,31 +81,38 @@ def patch() -> None:
     connections._connections = Local(connections.thread_critical)  # type: ignore[attr-defined]  # Django internal
 
 
-def _option(name: str, default: float) -> float:
-    """A transport setting (``WS4REDIS_PING_INTERVAL``, ``WS4REDIS_PING_TIMEOUT``); ``default`` if unset."""
-    value = settings.get(name)
-    return float(default if value is None else value)
-
-
 class TransportFactory:
     """Makes wsproto transports for upgraded requests and remembers the live ones, for a graceful shutdown."""
 
     def __init__(self) -> None:
+        import gevent.event
+
         self.live: weakref.WeakSet[WsprotoTransport] = weakref.WeakSet()
+        self.all_closed = gevent.event.Event()
 
     def __call__(self, environ: dict[str, Any], handshake: Handshake) -> WsprotoTransport:
-        from ws4redis.transports.wsproto import WsprotoTransport
+        from ws4redis.transports.wsproto import WsprotoTransport, options_from_settings
 
-        transport = WsprotoTransport(
-            environ[SOCKET_KEY],
-            environ,
-            handshake.key,
-            max_message_size=int(settings.get("WS4REDIS_MAX_MESSAGE_SIZE")),
-            ping_interval=_option("WS4REDIS_PING_INTERVAL", 20.0),
-            ping_timeout=_option("WS4REDIS_PING_TIMEOUT", 20.0),
-        )
+        transport = WsprotoTransport(environ[SOCKET_KEY], environ, handshake.key, **options_from_settings())
         self.live.add(transport)
+        transport.on_closed = self._closed
         return transport
+
+    def _closed(self, transport: WsprotoTransport) -> None:
+        self.live.discard(transport)
+        if not self.live:
+            self.all_closed.set()
+
+    def wait_closed(self, timeout: float) -> bool:
+        """Wait until every websocket told to go by ``shutdown`` has closed, at most ``timeout`` seconds.
+
+        Idle websockets hold no greenlet (``ws4redis.connection``), so the server's pool of request greenlets
+        cannot tell when they are gone; this can.
+        """
+        if not self.live:
+            return True
+        self.all_closed.clear()
+        return bool(self.all_closed.wait(timeout))
 
     def shutdown(self, *, window: float, grace: float) -> int:
         """Close every live websocket with 1001, each with its own random reconnect delay within ``window`` s.

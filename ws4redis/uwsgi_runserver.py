@@ -11,16 +11,17 @@ from typing import Any
 from ws4redis.application import WebsocketApplication
 from ws4redis.auth import Handshake
 from ws4redis.transports.uwsgi import UwsgiTransport
+from ws4redis.transports.wsproto import options_from_settings
 
 __all__ = ["uWSGIWebsocketServer"]
 
 
 def _uwsgi_transport(environ: dict[str, Any], handshake: Handshake) -> UwsgiTransport:
-    return UwsgiTransport(environ, handshake.key)
+    return UwsgiTransport(environ, handshake.key, **options_from_settings())
 
 
 class uWSGIWebsocketServer(WebsocketApplication):  # noqa: N801 - the original's public name
-    """The websocket WSGI application on uWSGI's own websocket API."""
+    """The websocket WSGI application on uWSGI (``ws4redis.transports.uwsgi``)."""
 
     def __init__(self) -> None:
         super().__init__(_uwsgi_transport)

@@ -11,18 +11,24 @@ codes); this module only moves bytes between it and the socket and applies the l
 
 Reads never block: the connection loop waits for readability itself, then calls ``receive_nowait`` until it returns
 ``None``. Sends may come from a second greenlet (a graceful shutdown), so they are serialised by a lock.
+
+Once accepted, the transport works on its own duplicate of the socket's descriptor: the server (gevent's pywsgi, or
+uWSGI) closes its own descriptor when the request returns, and the websocket lives on. That is what lets an idle
+connection give its greenlet back (``ws4redis.connection``): an idle websocket is a few objects and a watcher, not a
+parked request.
 """
 
 from __future__ import annotations
 
-import collections
 import logging
 import os
 import socket
 import time
+from collections.abc import Callable
 from typing import Any
 
 import gevent.lock
+import gevent.socket
 from wsproto.connection import Connection as WsConnection
 from wsproto.connection import ConnectionState, ConnectionType
 from wsproto.events import BytesMessage, CloseConnection, Event, Message, Ping, Pong, TextMessage
@@ -32,7 +38,7 @@ from wsproto.utilities import LocalProtocolError, RemoteProtocolError, generate_
 from ws4redis.exceptions import CloseCode, ConnectionClosed
 from ws4redis.protocol import protocol_for
 
-__all__ = ["UPGRADED_KEY", "WsprotoTransport"]
+__all__ = ["UPGRADED_KEY", "WsprotoTransport", "options_from_settings"]
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +51,21 @@ _READ_SIZE = 65536
 _UNSENDABLE = frozenset({1005, 1006, 1015})
 
 
+def options_from_settings() -> dict[str, Any]:
+    """The transport's limits and liveness timers from the settings, the same on every server."""
+    from ws4redis import settings
+
+    def option(name: str, default: float) -> float:
+        value = settings.get(name)
+        return float(default if value is None else value)
+
+    return {
+        "max_message_size": int(settings.get("WS4REDIS_MAX_MESSAGE_SIZE")),
+        "ping_interval": option("WS4REDIS_PING_INTERVAL", 20.0),
+        "ping_timeout": option("WS4REDIS_PING_TIMEOUT", 20.0),
+    }
+
+
 class WsprotoTransport:
     """One websocket on a gevent socket whose HTTP upgrade request was already parsed by the server."""
 
@@ -52,7 +73,7 @@ class WsprotoTransport:
 
     def __init__(
         self,
-        sock: socket.socket,
+        sock: socket.socket | None,
         environ: dict[str, Any],
         key: str,
         *,
@@ -62,9 +83,10 @@ class WsprotoTransport:
         send_timeout: float = 30.0,
         close_timeout: float = 2.0,
     ) -> None:
-        self._sock = sock
-        self._fd = sock.fileno()
-        self._environ = environ
+        self._server_sock = sock  # the server's socket: the 101 goes out on it, then adopt() takes a duplicate
+        self._sock: socket.socket | None = None
+        self._fd = sock.fileno() if sock is not None else -1
+        self._environ: dict[str, Any] | None = environ
         self._key = key
         self._max = max_message_size
         self._ping_interval = ping_interval
@@ -73,7 +95,7 @@ class WsprotoTransport:
         self._close_timeout = close_timeout
         self._ws = WsConnection(ConnectionType.SERVER)
         self._lock = gevent.lock.RLock()
-        self._messages: collections.deque[bytes] = collections.deque()
+        self._messages: list[bytes] = []  # rarely more than one; an empty deque would be 760 B per socket
         self._partial: list[bytes] = []
         self._partial_size = 0
         self._last_heard = time.monotonic()
@@ -83,6 +105,7 @@ class WsprotoTransport:
         self._drain_deadline: float | None = None  # after a server-initiated shutdown: when to stop waiting
         self.subprotocol: str | None = None
         self.accepted = False  # True once accepted: only then may frames be sent
+        self.on_closed: Callable[[WsprotoTransport], None] | None = None  # told once, when the socket is closed
 
     # -- Transport ---------------------------------------------------------------------------------------------
     def accept(self, subprotocol: str | None) -> None:
@@ -96,11 +119,23 @@ class WsprotoTransport:
         ]
         if subprotocol:
             lines.append(f"Sec-WebSocket-Protocol: {subprotocol}")
+        if self._environ is not None:
+            self._environ[UPGRADED_KEY] = True  # from here on the HTTP server must not answer this request
+        assert self._server_sock is not None
+        try:
+            self._server_sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
+        except OSError as exc:
+            raise ConnectionClosed(1006, f"handshake failed: {exc}") from exc
+        self.adopt(self._fd, subprotocol)
+
+    def adopt(self, fd: int, subprotocol: str | None) -> None:
+        """Carry on the upgraded websocket on a duplicate of ``fd``, which the server may close when it likes."""
+        self._environ = self._server_sock = None  # the request's: not kept for the websocket's lifetime
+        self._sock = gevent.socket.socket(fileno=os.dup(fd))
+        self._fd = self._sock.fileno()
+        self._sock.settimeout(self._send_timeout)
         self.subprotocol = subprotocol
         self.accepted = True
-        self._environ[UPGRADED_KEY] = True  # from here on the HTTP server must not answer this request
-        self._sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
-        self._sock.settimeout(self._send_timeout)
         self._last_heard = time.monotonic()
 
     def fileno(self) -> int:
@@ -110,7 +145,7 @@ class WsprotoTransport:
         """One complete data message, or ``None`` when no complete message is buffered and the socket is empty."""
         while True:
             if self._messages:
-                return self._messages.popleft()
+                return self._messages.pop(0)
             if self._closed is not None:
                 raise self._closed
             self._check_liveness()
@@ -154,10 +189,14 @@ class WsprotoTransport:
             pass
         finally:
             self._closed = self._closed or ConnectionClosed(code, reason)
-            try:
-                self._sock.close()
-            except OSError:
-                pass
+            if self._sock is not None:  # the duplicate is ours; the server closes its own socket
+                try:
+                    self._sock.close()
+                except OSError:
+                    pass
+            on_closed, self.on_closed = self.on_closed, None
+            if on_closed is not None:
+                on_closed(self)
 
     # -- used by the server for a graceful shutdown (from another greenlet) --------------------------------------
     def shutdown(self, reconnect_in_ms: int, *, grace: float) -> bool:
@@ -255,16 +294,22 @@ class WsprotoTransport:
     def _sendall(self, data: bytes) -> None:
         try:
             with self._lock:
-                self._sock.sendall(data)
+                self._socket().sendall(data)
         except OSError as exc:  # includes the send timeout: a peer that stopped reading
             raise self._lost(f"send failed: {exc}") from exc
+
+    def _socket(self) -> socket.socket:
+        if self._sock is None:
+            raise ConnectionClosed(1006, "websocket not accepted")
+        return self._sock
 
     def _await_peer_close(self) -> None:
         """Read until the peer's close frame arrives or ``close_timeout`` passes (a clean TCP close then)."""
         deadline = time.monotonic() + self._close_timeout
-        self._sock.settimeout(self._close_timeout)
+        sock = self._socket()
+        sock.settimeout(self._close_timeout)
         while self._ws.state is ConnectionState.LOCAL_CLOSING and time.monotonic() < deadline:
-            data = self._sock.recv(_READ_SIZE)
+            data = sock.recv(_READ_SIZE)
             if not data:
                 return
             self._ws.receive_data(data)

@@ -93,6 +93,7 @@ def serve(sock: Any, options: dict[str, Any]) -> None:
         closed = dispatcher.transports.shutdown(window=window, grace=grace)
         sys.stdout.write(f"ws4redis runwebsocket: pid {os.getpid()} closing {closed} websocket(s)\n")
         sys.stdout.flush()
+        dispatcher.transports.wait_closed(grace)  # idle websockets hold no request greenlet for stop() to wait on
         server.stop(timeout=grace)
 
     def on_signal() -> None:

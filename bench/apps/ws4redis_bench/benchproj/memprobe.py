@@ -17,7 +17,12 @@ def application(environ, start_response):
         return _ws4redis(environ, start_response)
     if not tracemalloc.is_tracing():
         tracemalloc.start(25)
-    n = int((environ.get("QUERY_STRING") or "n=25").split("=")[-1])
+    query = environ.get("QUERY_STRING") or ""
+    if "gc" in query:  # ?gc: a full collection first, to tell cyclic garbage from what is really held
+        import gc
+
+        gc.collect()
+    n = int(query.split("n=")[-1].split("&")[0]) if "n=" in query else 25
     snap = tracemalloc.take_snapshot()
     lines = [f"traced {tracemalloc.get_traced_memory()[0]} bytes"]
     if _last is not None:
