@@ -329,3 +329,12 @@ def test_hub_resubscribes_after_losing_its_redis_link(server: UwsgiServer, peopl
     client.close()
     publish("resub", "after reconnect", users=["alice"])
     assert alice.recv() == "after reconnect"
+
+
+def test_open_websockets_are_not_bounded_by_gevent_cores(uwsgi_factory: Callable[..., UwsgiServer]) -> None:
+    """An open websocket gives its uWSGI request back: 60 sockets on a worker with 8 gevent cores, all served."""
+    server = uwsgi_factory(gevent=8)
+    sockets = [connect(server, "/ws/cores?subscribe-broadcast") for _ in range(60)]
+    RedisPublisher(facility="cores", broadcast=True).publish_message("to all 60")
+    assert [ws.recv() for ws in sockets] == ["to all 60"] * 60
+    assert raw_get(server, "/ws/cores", {}) == 400  # an ordinary request still finds a free core

@@ -8,7 +8,8 @@ idle socket before ws4redis does anything) and can never send a close code. Here
 while the websocket stays open, close codes are sent, and pings follow ``WS4REDIS_PING_INTERVAL``/``_TIMEOUT``.
 
 The descriptor must carry the websocket's bytes in clear: TLS is terminated in front of the worker (nginx, or
-uWSGI's own ``--https`` router), never by the worker itself (``--https-socket``), which is refused before the upgrade.
+uWSGI's own ``--https`` router), never by the worker itself (``--https-socket``), which this transport cannot serve
+(nothing detects it: the client's handshake then fails).
 """
 
 from __future__ import annotations
