@@ -133,6 +133,25 @@ def test_slow_consumer_is_bounded_and_never_silent(
         slow.close()
 
 
+def test_a_stalled_reader_gets_every_message_intact_and_in_order(
+    uwsgi_factory: Callable[..., UwsgiServer], people: People
+) -> None:
+    """Messages the socket buffer cannot take at once (the hub's write stops part-way, then the connection's own
+    greenlet waits for room) still arrive whole and in publishing order, and other sockets are not held up."""
+    server = uwsgi_factory({"WS4REDIS_QUEUE_BYTES": 16_000_000})
+    good = connect(server, "/ws/stall?subscribe-broadcast", cookie=people.cookie("bob"))
+    stalled = small_buffer_client(server, "/ws/stall?subscribe-broadcast", people.cookie("alice"))
+    publisher = RedisPublisher(facility="stall", broadcast=True)
+    sizes = [500 + (i * 7919) % 40_000 for i in range(600)]  # 12 MB: beyond what the socket buffers take (4 MB)
+    expected = [f"{i:04d}" + "x" * size for i, size in enumerate(sizes)]
+    for message in expected:
+        publisher.publish_message(message)
+    assert receive_all(good, len(expected)) == expected  # the stalled socket did not hold the others up
+    stalled.settimeout(10)
+    assert receive_all(stalled, len(expected)) == expected
+    stalled.close()
+
+
 def assert_closed_after_draining(ws: websocket.WebSocket) -> None:
     """Read what the kernel buffered before the close; the stream must then end (not time out)."""
     with pytest.raises((websocket.WebSocketConnectionClosedException, ConnectionError)):

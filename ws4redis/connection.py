@@ -1,9 +1,14 @@
 """The connection loop: one per websocket, run by a greenlet of that websocket's own, or by none while it is idle.
 
+A message from the hub is written by the hub's own greenlet when nothing is ahead of it and the socket takes it
+without waiting (``deliver``): a non-blocking write, no greenlet switch, so a fan-out to a thousand quiet sockets is
+a thousand writes. Anything else waits in the connection's queue for its greenlet.
+
 Every wake-up source (the socket became readable, the hub queued a message, a close was requested, the periodic
 duties are due) calls ``_kick``: it sets the connection's event, and when the connection has no greenlet it spawns
 one. The greenlet drains the socket until empty and then the queue until empty, so no message waits for the next
-event, and all of this connection's sends happen in it: the hub never writes to a socket.
+event; every send that may wait (a full socket buffer, a control message, a close) happens in it, so a slow client
+never stalls the hub.
 
 A greenlet is the dearest part of an idle websocket (bench/: about 8 KB parked, and under uWSGI a whole parked
 request); so a connection gives its greenlet back ("parks") right after it opened, and whenever a periodic wake-up
@@ -48,6 +53,41 @@ logger = logging.getLogger(__name__)
 _OWN_ECHOES = 64  # own publishes remembered for echo suppression; more in flight than this is not plausible
 
 
+class _Writer:
+    """Writes the queues of idle connections once the hub has read all that Redis sent so far.
+
+    ``deliver`` runs in the hub's reader greenlet, one message at a time. Connections whose greenlet is idle or
+    parked register here when their queue becomes non-empty, and one loop callback writes each of their queues
+    with one non-blocking write: it runs when the reader would wait for more, so a burst of messages is one write
+    per socket, a lone message goes out at once, and no greenlet is woken for either (a switch per socket per
+    message was most of a fan-out's latency, bench/).
+    """
+
+    __slots__ = ("_pending",)
+
+    def __init__(self) -> None:
+        self._pending: list[Connection] = []
+
+    def add(self, connection: Connection) -> None:
+        if not self._pending:
+            gevent.get_hub().loop.run_callback(self._write)
+        self._pending.append(connection)
+
+    def _write(self) -> None:
+        pending, self._pending = self._pending, []
+        written = 0
+        for connection in pending:
+            try:
+                written += connection.write_nowait()
+            except Exception:  # one broken connection must not stop the writes to the others
+                logger.exception("ws4redis: writing to a websocket failed")
+        if written:
+            metrics.DELIVERED.inc(written)  # once per round of writes, not per socket
+
+
+_writer = _Writer()
+
+
 class Connection:
     """One websocket: its queue, its wake-up event and its loop.
 
@@ -58,8 +98,8 @@ class Connection:
         "_attached", "_bucket", "_busy", "_close", "_control_frames", "_drop_oldest", "_due", "_ended",
         "_expires_at", "_greenlet", "_handshake", "_hold_timer", "_hold_until", "_hooks", "_identity", "_interval",
         "_label", "_late", "_listen", "_max_message", "_own", "_presence", "_publish", "_queue", "_queue_limit",
-        "_queued_bytes", "_quota", "_readable", "_recovery", "_request", "_send_raw", "_subscription", "_timer",
-        "_wake", "_watcher", "_wire_key", "hub", "protocol", "transport",
+        "_queued_bytes", "_quota", "_readable", "_recovery", "_request", "_subscription", "_timer",
+        "_wake", "_watcher", "_wire_key", "_working", "hub", "protocol", "transport",
     )
 
     def __init__(self, transport: Transport, handshake: Handshake, hub: Hub) -> None:
@@ -101,7 +141,7 @@ class Connection:
         self._quota: ConnectionQuota | None = None
         self._readable = True  # drain once at the start: the client may have spoken before the watcher existed
         self._due = False
-        self._send_raw = getattr(transport, "send_raw", None)
+        self._working = True  # the greenlet is opening or in a round: what it sends must not be overtaken
         self._wire_key = f"wire:{self.protocol.name}"
         # History (ws4redis.history) and presence (ws4redis.presence): nothing to do on facilities without them.
         self._recovery = history.Recovery(self._listen)
@@ -135,8 +175,52 @@ class Connection:
             return
         self._queue.append(delivery)
         self._queued_bytes += size
-        self._busy = True
-        self._kick()
+        if self._working:
+            self._busy = True
+            self._kick()
+        elif len(self._queue) == 1:  # the greenlet is idle or parked: written without it, if the socket takes it
+            _writer.add(self)
+
+    def write_nowait(self) -> int:
+        """Write the whole queue in one non-blocking write, outside this connection's greenlet (``_Writer``);
+        returns how many messages went out. Whatever cannot go out so is left to the greenlet, which is woken: the
+        greenlet is in a round (its sends, a welcome, kept messages, an answer, must not be overtaken), control
+        messages or a close are pending, the client is held for its resume, the socket has history (each message
+        needs ``Recovery.fresh`` exactly once, in the greenlet), or the socket buffer is full."""
+        queue = self._queue
+        if not queue or self._ended:
+            return 0
+        if (
+            self._working or self._control_frames or self._close is not None or self._hold_until is not None
+            or self._recovery.enabled or not self.transport.send_nowait(b"".join([self._wire(d) for d in queue]))
+        ):
+            self._busy = True
+            self._kick()
+            return 0
+        self._queue = []
+        self._queued_bytes = 0
+        for delivery in queue:
+            self._delivered(delivery)
+        if self.transport.backlog:  # part of it is still unwritten: the greenlet waits for room and finishes it
+            self._kick()
+        return len(queue)
+
+    def _wire(self, delivery: Delivery) -> bytes:
+        """The frame of ``delivery`` for this socket's wire protocol, encoded by the first socket that needs it."""
+        key = self._wire_key
+        wire: bytes | None = delivery.cache.get(key)
+        if wire is None:
+            payload, text = self.protocol.frame(delivery)
+            wire = delivery.cache[key] = encode_frame(payload, text=text)
+        return wire
+
+    @staticmethod
+    def _delivered(delivery: Delivery) -> None:
+        """Count one socket done with ``delivery``; the worker's last one records its fan-out latency (once per
+        message: an observation per socket per message cost a fifth of a burst's throughput)."""
+        delivery.pending -= 1
+        if delivery.pending == 0:
+            metrics.DELIVERY_LATENCY.observe(time.monotonic() - delivery.received)
 
     def _drop_to_fit(self, size: int) -> None:
         """The "drop-oldest" policy: make room by discarding the oldest queued messages, counted and logged."""
@@ -339,6 +423,7 @@ class Connection:
         wake = self._wake
         while True:
             wake.clear()
+            self._working = True
             if self._close is not None:
                 self._flush_control()
                 raise self._close
@@ -355,6 +440,7 @@ class Connection:
             self._catch_up()
             self._drain_queue()
             if not wake.is_set():
+                self._working = False  # from here the hub may write to the socket itself (deliver)
                 if park:
                     self._greenlet = None  # no switch between this and the return: a later _kick spawns anew
                     return
@@ -488,41 +574,17 @@ class Connection:
             return  # waiting for the client's resume, so that replayed messages go out before live ones
         fresh = self._recovery.fresh
         queue, self._queue = self._queue, []  # what arrives while this batch is written waits for the next round
-        frame = self.protocol.frame
-        raw = self._send_raw
-        key = self._wire_key
         batch: list[bytes] = []
-        done: list[Delivery] = []  # written by this socket last of all the worker's sockets: latency recorded
-        sent = 0
         for delivery in queue:
             self._queued_bytes -= len(delivery.data)
+            self._delivered(delivery)
             if delivery.id is not None and not fresh(delivery.channel, delivery.id):
                 continue  # already sent by a replay from history
-            sent += 1
-            delivery.pending -= 1
-            if delivery.pending == 0:
-                done.append(delivery)
-            if raw is None:
-                self._send(*frame(delivery))
-                if self._close is not None:
-                    break
-                continue
-            wire = delivery.cache.get(key)
-            if wire is None:  # the first socket to send this message encodes it for all the others
-                payload, text = frame(delivery)
-                wire = delivery.cache[key] = encode_frame(payload, text=text)
-            batch.append(wire)
+            batch.append(self._wire(delivery))
+        if batch or self.transport.backlog:
+            self.transport.send_raw(b"".join(batch))
         if batch:
-            assert raw is not None
-            raw(b"".join(batch) if len(batch) > 1 else batch[0])
-        if sent:
-            metrics.DELIVERED.inc(sent)
-        if done:
-            # Once per message, by the last local socket to write it: its fan-out latency in this worker. (An
-            # observation per socket per message cost a fifth of a burst's throughput.)
-            now = time.monotonic()
-            for delivery in done:
-                metrics.DELIVERY_LATENCY.observe(now - delivery.received)
+            metrics.DELIVERED.inc(len(batch))
 
     # -- history and presence (ws4redis.history, ws4redis.presence) --------------------------------------------
     def _start_history(self) -> None:

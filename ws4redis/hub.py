@@ -2,8 +2,9 @@
 
 The original opened one pub/sub connection per websocket, so Redis ``maxclients`` capped the site. Here a worker
 subscribes once per channel (reference-counted: SUBSCRIBE on first interest, UNSUBSCRIBE on last), reads in its
-own greenlet, and hands each message to the local listeners of its channel. A listener only queues and wakes
-its connection's greenlet (``Listener.deliver``), because uWSGI sends must happen in the connection's own greenlet.
+own greenlet, and hands each message to the local listeners of its channel (``Listener.deliver``), which only
+queue it: the write happens once the hub has read everything Redis sent so far (``ws4redis.connection``), so a
+burst goes out in one write per socket and a slow client never stalls the hub.
 
 On a Redis failure the hub reconnects with jittered backoff, resubscribes every channel and tells its listeners,
 so they can recover what they missed. A new websocket waits for Redis to confirm its subscriptions before it is
@@ -65,7 +66,7 @@ class Listener(Protocol):
     """What the hub needs of a websocket connection."""
 
     def deliver(self, delivery: Delivery) -> None:
-        """Queue ``delivery`` and wake the connection; must not block or switch greenlets."""
+        """Queue ``delivery`` for the connection to write; must not block or switch greenlets."""
 
     def hub_reconnected(self) -> None:
         """The pub/sub link was re-established; messages published meanwhile were not received."""

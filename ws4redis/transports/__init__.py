@@ -14,9 +14,6 @@ __all__ = ["Transport"]
 class Transport(Protocol):
     """One websocket, before and after the upgrade."""
 
-    #: Whether ``close`` can send a close code (uWSGI's API cannot; ws4redis.v2 clients then get a control message).
-    sends_close_codes: bool
-
     def accept(self, subprotocol: str | None) -> None:
         """Complete the upgrade (101), naming ``subprotocol`` when one was chosen."""
 
@@ -32,8 +29,17 @@ class Transport(Protocol):
     def send(self, data: bytes, *, text: bool) -> None:
         """Send one message as a text or binary frame; raises ``ConnectionClosed`` when the peer left."""
 
-    # Optional: ``send_raw(frames: bytes) -> None`` writes frames already encoded by ``ws4redis.framing`` (server
-    # frames, no extensions) in one write. The connection loop batches a whole queue through it where it exists.
+    def send_raw(self, frames: bytes) -> None:
+        """Write frames already encoded by ``ws4redis.framing`` (server frames, no extensions) in one write, after
+        anything ``send_nowait`` left; the connection loop batches a whole queue through it."""
+
+    def send_nowait(self, frames: bytes) -> bool:
+        """Write encoded frames without waiting, from any greenlet; ``False`` (nothing written) when they must wait
+        for the connection's own greenlet. A partial write leaves a ``backlog`` that the next send writes first."""
+
+    @property
+    def backlog(self) -> bool:
+        """Whether part of a ``send_nowait`` is still unwritten."""
 
     def close(self, code: int, reason: str = "") -> None:
         """End the websocket, with ``code`` where the transport can send one. Never raises."""

@@ -69,8 +69,6 @@ def options_from_settings() -> dict[str, Any]:
 class WsprotoTransport:
     """One websocket on a gevent socket whose HTTP upgrade request was already parsed by the server."""
 
-    sends_close_codes = True
-
     def __init__(
         self,
         sock: socket.socket | None,
@@ -103,6 +101,7 @@ class WsprotoTransport:
         self._closed: ConnectionClosed | None = None  # set once the websocket is over (either side)
         self._sent_close: ConnectionClosed | None = None
         self._drain_deadline: float | None = None  # after a server-initiated shutdown: when to stop waiting
+        self._backlog = b""  # the unwritten end of a send_nowait: goes out before anything else
         self.subprotocol: str | None = None
         self.accepted = False  # True once accepted: only then may frames be sent
         self.on_closed: Callable[[WsprotoTransport], None] | None = None  # told once, when the socket is closed
@@ -177,6 +176,31 @@ class WsprotoTransport:
         if self._ws.state is not ConnectionState.OPEN:
             raise ConnectionClosed(1006, "websocket is closing")
         self._sendall(frames)
+
+    def send_nowait(self, frames: bytes) -> bool:
+        """Write encoded frames at once if the socket takes them, from any greenlet (the hub's fan-out), never waiting.
+
+        Returns ``False``, having written nothing, when the frames must instead wait for the connection's own
+        greenlet: the websocket is closing, another send is under way or left a backlog, or the socket buffer is
+        full. When only part fits, the rest is kept and goes out first with the next send (``flush``), so frames
+        are never interleaved or reordered.
+        """
+        if self._closed is not None or self._backlog or self._lock.locked() or self._sock is None:
+            return False
+        if self._ws.state is not ConnectionState.OPEN:
+            return False
+        try:
+            written = os.write(self._fd, frames)
+        except OSError:  # full (EAGAIN) or broken: the connection's greenlet sends it, or finds out why it cannot
+            return False
+        if written < len(frames):
+            self._backlog = frames[written:]
+        return True
+
+    @property
+    def backlog(self) -> bool:
+        """Whether part of a ``send_nowait`` is still unwritten (any send, even ``send_raw(b"")``, writes it first)."""
+        return bool(self._backlog)
 
     def close(self, code: int, reason: str = "") -> None:
         """Finish the closing handshake where one is possible, then close the socket. Never raises."""
@@ -294,6 +318,8 @@ class WsprotoTransport:
     def _sendall(self, data: bytes) -> None:
         try:
             with self._lock:
+                if self._backlog:  # what an earlier send_nowait left goes first
+                    data, self._backlog = self._backlog + data, b""
                 self._socket().sendall(data)
         except OSError as exc:  # includes the send timeout: a peer that stopped reading
             raise self._lost(f"send failed: {exc}") from exc
