@@ -338,3 +338,44 @@ def test_open_websockets_are_not_bounded_by_gevent_cores(uwsgi_factory: Callable
     RedisPublisher(facility="cores", broadcast=True).publish_message("to all 60")
     assert [ws.recv() for ws in sockets] == ["to all 60"] * 60
     assert raw_get(server, "/ws/cores", {}) == 400  # an ordinary request still finds a free core
+
+
+def _dribble(ws: websocket.WebSocket, frame: bytes) -> None:
+    """One byte per write (no Nagle delay): the server may read a frame in many pieces, a header without payload."""
+    ws.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    for i in range(len(frame)):
+        ws.sock.sendall(frame[i:i + 1])
+
+
+def _await_pong(ws: websocket.WebSocket, payload: bytes) -> None:
+    """Ping and wait for the answer: the server has then read and parsed everything sent before the ping."""
+    ws.ping(payload)
+    opcode, frame = ws.recv_data_frame(True)
+    assert (opcode, frame.data) == (websocket.ABNF.OPCODE_PONG, payload)
+
+
+def test_messages_split_across_reads_and_fragments_arrive_whole(
+    uwsgi_factory: Callable[..., UwsgiServer], people: People
+) -> None:
+    """The server lets go of its frame parser whenever it holds nothing, and must never while it holds a part:
+    fragments with pings between them, frames dribbled a byte at a time, a fragment boundary inside a UTF-8
+    character."""
+    server = uwsgi_factory()
+    receiver = connect(server, "/ws/dribble?subscribe-broadcast")
+    sender = connect(server, "/ws/dribble?publish-broadcast", cookie=people.cookie("alice"))
+    text = "héllo wörld, " * 40
+    data = text.encode()
+    cut1, cut2 = 2, 92  # each between the two bytes of an "é" or an "ö"
+    assert data[cut1 - 1] >= 0xC0 and data[cut2 - 1] >= 0xC0
+    ABNF = websocket.ABNF
+    first = ABNF(0, 0, 0, 0, ABNF.OPCODE_TEXT, 1, data[:cut1]).format()
+    middle = ABNF(0, 0, 0, 0, ABNF.OPCODE_CONT, 1, data[cut1:cut2]).format()
+    last = ABNF(1, 0, 0, 0, ABNF.OPCODE_CONT, 1, data[cut2:]).format()
+    sender.sock.sendall(first)
+    _await_pong(sender, b"after the first fragment")  # a message is under way: the parser must be kept
+    _dribble(sender, middle)
+    _await_pong(sender, b"after the middle one")
+    _dribble(sender, last)
+    assert receiver.recv() == text
+    _dribble(sender, ABNF(1, 0, 0, 0, ABNF.OPCODE_TEXT, 1, "second, whole".encode()).format())
+    assert receiver.recv() == "second, whole"

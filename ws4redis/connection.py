@@ -35,7 +35,7 @@ from ws4redis.framing import encode_frame
 from ws4redis.hooks import HookFailed, hooks_for
 from ws4redis.hub import Delivery, Hub, is_text
 from ws4redis.limits import TokenBucket
-from ws4redis.presence import Tracker
+from ws4redis.presence import tracker_for
 from ws4redis.protocol import WireProtocol, origin_of, protocol_for
 from ws4redis.quota import ConnectionQuota
 from ws4redis.redis_store import get_connection, publish_pipeline
@@ -97,9 +97,9 @@ class Connection:
     __slots__ = (
         "_attached", "_bucket", "_busy", "_close", "_control_frames", "_drop_oldest", "_due", "_ended",
         "_expires_at", "_greenlet", "_handshake", "_hold_timer", "_hold_until", "_hooks", "_identity", "_interval",
-        "_label", "_late", "_listen", "_max_message", "_own", "_presence", "_publish", "_queue", "_queue_limit",
-        "_queued_bytes", "_quota", "_readable", "_recovery", "_request", "_subscription", "_timer",
-        "_wake", "_watcher", "_wire_key", "_working", "hub", "protocol", "transport",
+        "_kicked", "_label", "_late", "_listen", "_max_message", "_own", "_presence", "_publish", "_queue",
+        "_queue_limit", "_queued_bytes", "_quota", "_readable", "_recovery", "_request", "_subscription", "_timer",
+        "_waiter", "_watcher", "_working", "hub", "protocol", "transport",
     )
 
     def __init__(self, transport: Transport, handshake: Handshake, hub: Hub) -> None:
@@ -118,7 +118,8 @@ class Connection:
         self._queued_bytes = 0
         self._queue_limit = int(settings.get("WS4REDIS_QUEUE_BYTES"))
         self._max_message = int(settings.get("WS4REDIS_MAX_MESSAGE_SIZE"))
-        self._wake = gevent.event.Event()
+        self._kicked = False  # _kick was called since the greenlet's round began
+        self._waiter: gevent.event.Event | None = None  # what a busy greenlet waits on; parked ones have none
         # The greenlet serving this connection, or None while parked. The request's greenlet serves it first.
         self._greenlet: Any = gevent.getcurrent()
         self._busy = False  # something happened since the last periodic wake-up
@@ -132,24 +133,22 @@ class Connection:
             collections.deque(maxlen=_OWN_ECHOES) if suppress else None
         )
         self._attached = False
-        self._control_frames: list[tuple[bytes, bool]] = []
+        self._control_frames: list[tuple[bytes, bool]] = []  # rare (v2 notices): see _add_control
         self._hooks = hooks_for(handshake.subscription.facility)  # resolved once per facility; None kinds cost nothing
         self._drop_oldest = settings.get("WS4REDIS_SLOW_CONSUMER") == "drop-oldest"
-        rate = settings.get("WS4REDIS_PUBLISH_RATE")
-        self._bucket = TokenBucket(float(rate), float(settings.get("WS4REDIS_PUBLISH_BURST"))) if rate else None
+        self._bucket: TokenBucket | None = None  # made by the first publish: most sockets never publish
         self._expires_at = handshake.session_expiry  # wall-clock time, or None
         self._quota: ConnectionQuota | None = None
         self._readable = True  # drain once at the start: the client may have spoken before the watcher existed
         self._due = False
         self._working = True  # the greenlet is opening or in a round: what it sends must not be overtaken
-        self._wire_key = f"wire:{self.protocol.name}"
         # History (ws4redis.history) and presence (ws4redis.presence): nothing to do on facilities without them.
-        self._recovery = history.Recovery(self._listen)
+        self._recovery = history.recovery_for(self._listen)
         self._hold_until: float | None = None  # v2 with history: live messages wait for the client's resume until
         self._hold_timer: Any = None
         self._late = False  # the wait ran out: a resume now could not be put in order with what went out live
         identity = dict(self._identity)
-        self._presence = Tracker(self._listen, user=identity.get("user"), session_key=identity.get("session"))
+        self._presence = tracker_for(self._listen, user=identity.get("user"), session_key=identity.get("session"))
         self._interval = min(float(settings.get("WS4REDIS_WAKE_INTERVAL")), self._presence.refresh_every)
 
     # -- called by the hub (another greenlet): queue and wake, never block ---------------------------------------
@@ -207,7 +206,7 @@ class Connection:
 
     def _wire(self, delivery: Delivery) -> bytes:
         """The frame of ``delivery`` for this socket's wire protocol, encoded by the first socket that needs it."""
-        key = self._wire_key
+        key = self.protocol.wire_key
         wire: bytes | None = delivery.cache.get(key)
         if wire is None:
             payload, text = self.protocol.frame(delivery)
@@ -281,9 +280,12 @@ class Connection:
 
     def _kick(self) -> None:
         """Wake this connection's greenlet, or spawn one if it is parked (any greenlet, or the event loop, may call)."""
-        self._wake.set()
-        if self._greenlet is None and not self._ended:
-            self._greenlet = gevent.spawn(self._serve, False)
+        self._kicked = True
+        if self._greenlet is None:
+            if not self._ended:
+                self._greenlet = gevent.spawn(self._serve, False)
+        elif self._waiter is not None:
+            self._waiter.set()
 
     # -- the connection's own greenlet -------------------------------------------------------------------------
     def open(self) -> None:
@@ -420,9 +422,8 @@ class Connection:
     def _rounds(self, park: bool) -> None:
         """Serve until nothing is pending; then park if ``park`` (set again by a periodic wake-up after a quiet
         period), else wait for the next event."""
-        wake = self._wake
         while True:
-            wake.clear()
+            self._kicked = False
             self._working = True
             if self._close is not None:
                 self._flush_control()
@@ -439,12 +440,16 @@ class Connection:
             self._flush_control()
             self._catch_up()
             self._drain_queue()
-            if not wake.is_set():
-                self._working = False  # from here the hub may write to the socket itself (deliver)
+            if not self._kicked:
+                self._working = False  # from here the hub may write to the socket itself (_Writer)
                 if park:
-                    self._greenlet = None  # no switch between this and the return: a later _kick spawns anew
+                    # No switch between this and the return: a later _kick spawns anew.
+                    self._greenlet = self._waiter = None
                     return
-                wake.wait()
+                if self._waiter is None:
+                    self._waiter = gevent.event.Event()
+                self._waiter.clear()  # no switch since _kicked was read: a kick from here on sets it
+                self._waiter.wait()
 
     def _idle_checks(self) -> bool:
         """Periodic duties, cheap enough for every wake-up: session expiry and the quota's refresh."""
@@ -546,6 +551,9 @@ class Connection:
                 self._send(*self.protocol.frame(Delivery(channel, data, is_text(data))))
 
     def _client_publish(self, data: bytes) -> None:
+        rate = settings.get("WS4REDIS_PUBLISH_RATE")
+        if rate and self._bucket is None:  # starts full, as it would have at the opening
+            self._bucket = TokenBucket(float(rate), float(settings.get("WS4REDIS_PUBLISH_BURST")))
         if self._bucket is not None and not self._bucket.take(time.monotonic()):
             metrics.DROPPED.labels("rate_limited").inc()
             logger.warning("ws4redis: %s published faster than WS4REDIS_PUBLISH_RATE; closing", self._label)

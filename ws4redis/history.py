@@ -41,6 +41,7 @@ __all__ = [
     "parse_id",
     "queue_publish",
     "recoverable",
+    "recovery_for",
     "unwrap",
     "window_for",
 ]
@@ -287,3 +288,18 @@ class Recovery:
             self.last[channel] = last
         messages.sort(key=lambda m: m[0])
         return [(channel, message_id, data) for _, channel, message_id, data in messages], lost
+
+
+_NO_HISTORY: Recovery | None = None
+
+
+def recovery_for(channels: Iterable[str]) -> Recovery:
+    """A socket's positions; the sockets of channels without history (the usual case) all share one empty
+    ``Recovery``, which nothing changes (``pending`` is only set where ``enabled``)."""
+    global _NO_HISTORY
+    channels = list(channels)
+    if any(window_for(channel) is not None for channel in channels):
+        return Recovery(channels)
+    if _NO_HISTORY is None:
+        _NO_HISTORY = Recovery(())
+    return _NO_HISTORY

@@ -34,7 +34,7 @@ from ws4redis import settings
 from ws4redis.audience import channel_names, prefix_of
 from ws4redis.history import EVENT_MARK
 
-__all__ = ["Present", "Tracker", "presence", "presence_key"]
+__all__ = ["Present", "Tracker", "presence", "presence_key", "tracker_for"]
 
 logger = logging.getLogger(__name__)
 
@@ -195,3 +195,17 @@ class Tracker:
 
     def _event(self, kind: str) -> bytes:
         return EVENT_MARK + json.dumps({"type": kind, "user": self._user, "client": self.client_id}).encode()
+
+
+_NO_PRESENCE: Tracker | None = None
+
+
+def tracker_for(channels: Iterable[str], *, user: str | None, session_key: str | None) -> Tracker:
+    """A socket's tracker; the sockets of facilities without presence (the usual case) all share one empty one."""
+    global _NO_PRESENCE
+    channels = list(channels)
+    if any(_config(channel) is not None for channel in channels):
+        return Tracker(channels, user=user, session_key=session_key)
+    if _NO_PRESENCE is None:
+        _NO_PRESENCE = Tracker((), user=None, session_key=None)
+    return _NO_PRESENCE

@@ -8,6 +8,7 @@ see ``docs/protocol.md``. Pure logic: values in, values out.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 from typing import Any, Protocol
 
@@ -67,6 +68,7 @@ class WireProtocol(Protocol):
     """One wire protocol."""
 
     name: str | None
+    wire_key: str  # the key of this protocol's encoded frames in ``Delivery.cache``
 
     def frame(self, delivery: Delivery) -> tuple[bytes, bool]:
         """The frame payload for ``delivery`` and whether it is text; cached on the delivery, so encoded once."""
@@ -82,6 +84,7 @@ class LegacyProtocol:
     """The original's protocol: payloads as published, the heartbeat string answered and never published."""
 
     name: str | None = None
+    wire_key = "wire:legacy"  # its frames' key in ``Delivery.cache``
 
     def __init__(self, heartbeat: str | None) -> None:
         self._heartbeat = heartbeat.encode() if heartbeat else None
@@ -158,6 +161,7 @@ class V2Protocol:
     """
 
     name: str | None = V2_NAME
+    wire_key = "wire:v2"
 
     def __init__(self, *, prefix: str | None, heartbeat: str | None = None) -> None:
         self._prefix = prefix
@@ -275,5 +279,13 @@ def protocol_for(subprotocol: str | None, *, heartbeat: str | None, prefix: str 
             from ws4redis import settings
 
             prefix = settings.get("WS4REDIS_PREFIX")
+        return _shared(V2_NAME, prefix, heartbeat)
+    return _shared(None, None, heartbeat)
+
+
+@functools.lru_cache(maxsize=64)
+def _shared(subprotocol: str | None, prefix: str | None, heartbeat: str | None) -> WireProtocol:
+    """Protocol objects keep no per-socket state: every socket with the same settings shares one."""
+    if subprotocol == V2_NAME:
         return V2Protocol(prefix=prefix, heartbeat=heartbeat)
     return LegacyProtocol(heartbeat)

@@ -93,7 +93,7 @@ class TransportFactory:
     def __call__(self, environ: dict[str, Any], handshake: Handshake) -> WsprotoTransport:
         from ws4redis.transports.wsproto import WsprotoTransport, options_from_settings
 
-        transport = WsprotoTransport(environ[SOCKET_KEY], environ, handshake.key, **options_from_settings())
+        transport = WsprotoTransport(environ[SOCKET_KEY], environ, handshake.key, options_from_settings())
         self.live.add(transport)
         transport.on_closed = self._closed
         return transport

@@ -17,7 +17,7 @@ __all__ = ["uWSGIWebsocketServer"]
 
 
 def _uwsgi_transport(environ: dict[str, Any], handshake: Handshake) -> UwsgiTransport:
-    return UwsgiTransport(environ, handshake.key, **options_from_settings())
+    return UwsgiTransport(environ, handshake.key, options_from_settings())
 
 
 class uWSGIWebsocketServer(WebsocketApplication):  # noqa: N801 - the original's public name

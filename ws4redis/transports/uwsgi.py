@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import Any
 
 from ws4redis.exceptions import ConnectionClosed
-from ws4redis.transports.wsproto import WsprotoTransport
+from ws4redis.transports.wsproto import TransportOptions, WsprotoTransport
 
 __all__ = ["UwsgiTransport"]
 
@@ -31,15 +31,18 @@ def _uwsgi() -> Any:
 class UwsgiTransport(WsprotoTransport):
     """A websocket upgraded by uWSGI and carried by wsproto, independent of uWSGI's request once accepted."""
 
-    def __init__(self, environ: dict[str, Any], key: str, **options: Any) -> None:
+    __slots__ = ("_origin",)
+
+    def __init__(self, environ: dict[str, Any], key: str, options: TransportOptions) -> None:
         # No socket until accept(): the descriptor is uWSGI's request's, duplicated once the 101 is out.
-        super().__init__(None, environ, key, **options)
-        self._uwsgi = _uwsgi()
+        super().__init__(None, environ, key, options)
         self._origin = environ.get("HTTP_ORIGIN", "")
 
     def accept(self, subprotocol: str | None) -> None:
+        uwsgi = _uwsgi()
         try:
-            self._uwsgi.websocket_handshake(self._key, self._origin, subprotocol or "")
+            uwsgi.websocket_handshake(self._key, self._origin, subprotocol or "")
         except OSError as exc:
             raise ConnectionClosed(1006, f"handshake failed: {exc}") from exc
-        self.adopt(self._uwsgi.connection_fd(), subprotocol)
+        self._origin = ""
+        self.adopt(uwsgi.connection_fd(), subprotocol)

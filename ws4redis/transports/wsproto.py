@@ -1,4 +1,4 @@
-"""The wsproto transport: RFC 6455 by ``wsproto`` over a gevent socket, for every server that is not uWSGI.
+"""The wsproto transport: RFC 6455 by ``wsproto`` on the socket's descriptor, for every server (uWSGI included).
 
 wsproto does all the framing (masking checks, fragmentation, UTF-8 validation of text and close reasons, close
 codes); this module only moves bytes between it and the socket and applies the limits ws4redis promises:
@@ -10,12 +10,18 @@ codes); this module only moves bytes between it and the socket and applies the l
   that does not answer within ``ping_timeout`` is dropped (1006), so dead TCP peers do not hold memory for hours.
 
 Reads never block: the connection loop waits for readability itself, then calls ``receive_nowait`` until it returns
-``None``. Sends may come from a second greenlet (a graceful shutdown), so they are serialised by a lock.
+``None``. Sends may come from a second greenlet (a graceful shutdown), so they are serialised by a semaphore.
 
 Once accepted, the transport works on its own duplicate of the socket's descriptor: the server (gevent's pywsgi, or
 uWSGI) closes its own descriptor when the request returns, and the websocket lives on. That is what lets an idle
 connection give its greenlet back (``ws4redis.connection``): an idle websocket is a few objects and a watcher, not a
 parked request.
+
+An idle websocket is most of what a busy server holds, so this object is kept small (bench/, tracemalloc): slotted;
+the descriptor itself rather than a gevent socket (whose two watchers are never used here: the connection watches
+readability, and a full socket buffer is waited for with ``gevent.socket.wait_write``); every frame we send encoded
+by one shared, stateless wsproto encoder (``ws4redis.framing``); and wsproto's parser for the peer's frames made
+when bytes arrive and let go again once it holds nothing (a complete message or control frame, an empty buffer).
 """
 
 from __future__ import annotations
@@ -25,20 +31,20 @@ import os
 import socket
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import gevent.lock
 import gevent.socket
-from wsproto.connection import Connection as WsConnection
-from wsproto.connection import ConnectionState, ConnectionType
-from wsproto.events import BytesMessage, CloseConnection, Event, Message, Ping, Pong, TextMessage
-from wsproto.frame_protocol import CloseReason
-from wsproto.utilities import LocalProtocolError, RemoteProtocolError, generate_accept_token
+from wsproto.connection import ConnectionState
+from wsproto.frame_protocol import CloseReason, FrameProtocol, Opcode, ParseFailed
+from wsproto.utilities import generate_accept_token
 
 from ws4redis.exceptions import CloseCode, ConnectionClosed
+from ws4redis.framing import close_frame, encode_frame, ping_frame, pong_frame
 from ws4redis.protocol import protocol_for
 
-__all__ = ["UPGRADED_KEY", "WsprotoTransport", "options_from_settings"]
+__all__ = ["UPGRADED_KEY", "TransportOptions", "WsprotoTransport", "options_from_settings"]
 
 logger = logging.getLogger(__name__)
 
@@ -49,52 +55,65 @@ UPGRADED_KEY = "ws4redis.upgraded"
 _READ_SIZE = 65536
 # Codes that must never appear in a close frame (RFC 6455 section 7.4.1): the socket is just dropped.
 _UNSENDABLE = frozenset({1005, 1006, 1015})
+_OPEN, _LOCAL_CLOSING, _REMOTE_CLOSING, _CLOSED = (
+    ConnectionState.OPEN, ConnectionState.LOCAL_CLOSING, ConnectionState.REMOTE_CLOSING, ConnectionState.CLOSED,
+)
 
 
-def options_from_settings() -> dict[str, Any]:
-    """The transport's limits and liveness timers from the settings, the same on every server."""
+@dataclass(frozen=True, slots=True)
+class TransportOptions:
+    """The transport's limits and liveness timers: one object shared by every websocket of a worker."""
+
+    max_message_size: int
+    ping_interval: float = 20.0
+    ping_timeout: float = 20.0
+    send_timeout: float = 30.0
+    close_timeout: float = 2.0
+
+
+_cached_options: tuple[tuple[Any, ...], TransportOptions] | None = None
+
+
+def options_from_settings() -> TransportOptions:
+    """The transport's options from the settings, the same on every server (one object while they do not change)."""
+    global _cached_options
     from ws4redis import settings
 
-    def option(name: str, default: float) -> float:
-        value = settings.get(name)
-        return float(default if value is None else value)
-
-    return {
-        "max_message_size": int(settings.get("WS4REDIS_MAX_MESSAGE_SIZE")),
-        "ping_interval": option("WS4REDIS_PING_INTERVAL", 20.0),
-        "ping_timeout": option("WS4REDIS_PING_TIMEOUT", 20.0),
-    }
+    raw = tuple(settings.get(name) for name in (
+        "WS4REDIS_MAX_MESSAGE_SIZE", "WS4REDIS_PING_INTERVAL", "WS4REDIS_PING_TIMEOUT"
+    ))
+    if _cached_options is None or _cached_options[0] != raw:
+        size, interval, timeout = raw
+        _cached_options = raw, TransportOptions(
+            max_message_size=int(size),
+            ping_interval=20.0 if interval is None else float(interval),
+            ping_timeout=20.0 if timeout is None else float(timeout),
+        )
+    return _cached_options[1]
 
 
 class WsprotoTransport:
-    """One websocket on a gevent socket whose HTTP upgrade request was already parsed by the server."""
+    """One websocket on a socket whose HTTP upgrade request was already parsed by the server."""
+
+    __slots__ = (  # __weakref__: the gevent server keeps its live transports in a WeakSet
+        "__weakref__", "_backlog", "_closed", "_drain_deadline", "_environ", "_fd", "_key", "_last_heard", "_lock",
+        "_messages", "_options", "_parser", "_partial", "_partial_size", "_ping_sent", "_sent_close", "_server_sock",
+        "_state", "accepted", "on_closed", "subprotocol",
+    )
 
     def __init__(
-        self,
-        sock: socket.socket | None,
-        environ: dict[str, Any],
-        key: str,
-        *,
-        max_message_size: int,
-        ping_interval: float = 20.0,
-        ping_timeout: float = 20.0,
-        send_timeout: float = 30.0,
-        close_timeout: float = 2.0,
+        self, sock: socket.socket | None, environ: dict[str, Any], key: str, options: TransportOptions
     ) -> None:
         self._server_sock = sock  # the server's socket: the 101 goes out on it, then adopt() takes a duplicate
-        self._sock: socket.socket | None = None
         self._fd = sock.fileno() if sock is not None else -1
         self._environ: dict[str, Any] | None = environ
         self._key = key
-        self._max = max_message_size
-        self._ping_interval = ping_interval
-        self._ping_timeout = ping_timeout
-        self._send_timeout = send_timeout
-        self._close_timeout = close_timeout
-        self._ws = WsConnection(ConnectionType.SERVER)
-        self._lock = gevent.lock.RLock()
-        self._messages: list[bytes] = []  # rarely more than one; an empty deque would be 760 B per socket
-        self._partial: list[bytes] = []
+        self._options = options
+        self._state = _OPEN
+        self._parser: FrameProtocol | None = None  # wsproto's parser of the peer's frames, while it holds anything
+        self._lock = gevent.lock.Semaphore()
+        self._messages: list[bytes] | None = None  # complete messages not yet taken by receive_nowait
+        self._partial: list[bytes] | None = None  # the received part of a fragmented message
         self._partial_size = 0
         self._last_heard = time.monotonic()
         self._ping_sent: float | None = None
@@ -130,9 +149,8 @@ class WsprotoTransport:
     def adopt(self, fd: int, subprotocol: str | None) -> None:
         """Carry on the upgraded websocket on a duplicate of ``fd``, which the server may close when it likes."""
         self._environ = self._server_sock = None  # the request's: not kept for the websocket's lifetime
-        self._sock = gevent.socket.socket(fileno=os.dup(fd))
-        self._fd = self._sock.fileno()
-        self._sock.settimeout(self._send_timeout)
+        self._fd = os.dup(fd)
+        os.set_blocking(self._fd, False)  # (shared with the server's descriptor, which gevent made non-blocking too)
         self.subprotocol = subprotocol
         self.accepted = True
         self._last_heard = time.monotonic()
@@ -149,31 +167,25 @@ class WsprotoTransport:
                 raise self._closed
             self._check_liveness()
             try:
-                data = os.read(self._fd, _READ_SIZE)  # the fd is non-blocking (gevent); never waits
+                data = os.read(self._fd, _READ_SIZE)  # the fd is non-blocking; never waits
             except BlockingIOError:
+                self._release_parser()
                 return None
             except OSError as exc:
                 raise self._lost(str(exc)) from exc
             if not data:
                 raise self._lost("peer closed the TCP connection")
             self._last_heard = time.monotonic()
-            self._ws.receive_data(data)
-            for event in self._ws.events():
-                self._handle(event)
+            self._parse(data)
 
     def send(self, data: bytes, *, text: bool) -> None:
-        if self._closed is not None:
-            raise self._closed
-        self._send_event(TextMessage(data=data.decode("utf-8")) if text else BytesMessage(data=data))
+        self.send_raw(encode_frame(data, text=text))
 
     def send_raw(self, frames: bytes) -> None:
-        """Frames already encoded by ``ws4redis.framing``: a whole queue in one write.
-
-        No extension is negotiated here, so they are byte for byte what wsproto's own ``send`` would write.
-        """
+        """Frames already encoded by ``ws4redis.framing``: a whole queue in one write."""
         if self._closed is not None:
             raise self._closed
-        if self._ws.state is not ConnectionState.OPEN:
+        if self._state is not _OPEN:
             raise ConnectionClosed(1006, "websocket is closing")
         self._sendall(frames)
 
@@ -182,12 +194,12 @@ class WsprotoTransport:
 
         Returns ``False``, having written nothing, when the frames must instead wait for the connection's own
         greenlet: the websocket is closing, another send is under way or left a backlog, or the socket buffer is
-        full. When only part fits, the rest is kept and goes out first with the next send (``flush``), so frames
-        are never interleaved or reordered.
+        full. When only part fits, the rest is kept and goes out first with the next send, so frames are never
+        interleaved or reordered.
         """
-        if self._closed is not None or self._backlog or self._lock.locked() or self._sock is None:
+        if self._closed is not None or self._backlog or self._lock.locked() or not self.accepted:
             return False
-        if self._ws.state is not ConnectionState.OPEN:
+        if self._state is not _OPEN:
             return False
         try:
             written = os.write(self._fd, frames)
@@ -205,19 +217,21 @@ class WsprotoTransport:
     def close(self, code: int, reason: str = "") -> None:
         """Finish the closing handshake where one is possible, then close the socket. Never raises."""
         try:
-            if self._ws.state is ConnectionState.OPEN and code not in _UNSENDABLE:
-                self._send_event(CloseConnection(code=code, reason=reason))
-            if self._ws.state is ConnectionState.LOCAL_CLOSING:
+            if self._state is _OPEN and code not in _UNSENDABLE and self.accepted:
+                self._send_close(code, reason)
+            if self._state is _LOCAL_CLOSING:
                 self._await_peer_close()
-        except (ConnectionClosed, OSError, LocalProtocolError, RemoteProtocolError):
+        except (ConnectionClosed, OSError):
             pass
         finally:
             self._closed = self._closed or ConnectionClosed(code, reason)
-            if self._sock is not None:  # the duplicate is ours; the server closes its own socket
+            if self.accepted and self._fd >= 0:  # the duplicate is ours; the server closes its own descriptor
+                fd, self._fd = self._fd, -1
                 try:
-                    self._sock.close()
+                    os.close(fd)
                 except OSError:
                     pass
+            self._parser = None
             on_closed, self.on_closed = self.on_closed, None
             if on_closed is not None:
                 on_closed(self)
@@ -229,65 +243,103 @@ class WsprotoTransport:
         The connection loop notices the close when the peer answers it (or at its next idle wake-up) and ends.
         Returns whether this websocket was open and got the notice.
         """
-        if not self.accepted or self._ws.state is not ConnectionState.OPEN:
+        if not self.accepted or self._state is not _OPEN:
             return False
         try:
             notice = protocol_for(self.subprotocol, heartbeat=None).control("shutdown", reconnect_in=reconnect_in_ms)
             if notice is not None:  # ws4redis.v2 only; a legacy client learns it from the close reason
                 data, text = notice
-                self._send_event(TextMessage(data=data.decode()) if text else BytesMessage(data=data))
+                self._sendall(encode_frame(data, text=text))
             reason = f"reconnect_in={reconnect_in_ms}"
-            self._send_event(CloseConnection(code=CloseCode.GOING_AWAY, reason=reason))
+            self._send_close(CloseCode.GOING_AWAY, reason)
             self._sent_close = ConnectionClosed(CloseCode.GOING_AWAY, reason)
-        except (ConnectionClosed, OSError, LocalProtocolError):
+        except (ConnectionClosed, OSError):
             return False
         self._drain_deadline = time.monotonic() + grace
         return True
 
     # -- inside --------------------------------------------------------------------------------------------------
-    def _handle(self, event: Event) -> None:
-        if isinstance(event, Message):
-            self._collect(event)
-        elif isinstance(event, Ping):
-            self._send_event(event.response())
-        elif isinstance(event, Pong):
-            self._ping_sent = None
-        elif isinstance(event, CloseConnection):
-            self._peer_closed(event)
+    def _parse(self, data: bytes) -> None:
+        """Feed the peer's bytes to wsproto's parser and act on each frame it completes."""
+        parser = self._parser
+        if parser is None:
+            parser = self._parser = FrameProtocol(client=False, extensions=[])
+        parser.receive_bytes(data)
+        try:
+            for frame in parser.received_frames():
+                opcode = frame.opcode
+                if opcode is Opcode.PING:
+                    assert isinstance(frame.payload, (bytes, bytearray))  # control frames carry bytes
+                    self._sendall(pong_frame(frame.payload))
+                elif opcode is Opcode.PONG:
+                    self._ping_sent = None
+                elif opcode is Opcode.CLOSE:
+                    self._peer_closed(*frame.payload)
+                else:  # TEXT, BINARY, CONTINUATION: a message or part of one
+                    self._collect(frame.payload, frame.message_finished)
+        except ParseFailed as exc:  # wsproto's verdict: bad UTF-8 -> 1007, unmasked frame -> 1002, ...
+            self._fail(int(exc.code), str(exc) or "protocol error")
 
-    def _collect(self, event: Message[Any]) -> None:
-        chunk = event.data.encode("utf-8") if isinstance(event, TextMessage) else bytes(event.data)
+    def _release_parser(self) -> None:
+        """Let go of the parser once it holds nothing: no part of a frame buffered, no message under way.
+
+        wsproto has no public "idle" query, so this reads two of its attributes; when they are not there (another
+        wsproto version) the parser is simply kept, which costs memory and never correctness.
+        """
+        parser = self._parser
+        if parser is None or self._partial or self._state is not _OPEN:
+            return
+        decoder = getattr(parser, "_frame_decoder", None)
+        buffer = getattr(decoder, "buffer", None)
+        message = getattr(parser, "_message_decoder", None)
+        if (
+            buffer is not None and len(buffer) == 0 and getattr(decoder, "header", True) is None
+            and getattr(message, "opcode", True) is None
+        ):
+            self._parser = None
+
+    def _collect(self, payload: Any, finished: bool) -> None:
+        chunk = payload.encode("utf-8") if isinstance(payload, str) else bytes(payload)
         self._partial_size += len(chunk)
-        if self._partial_size > self._max:
+        if self._partial_size > self._options.max_message_size:
             # Fail early: never buffer more than the limit, whatever the frame headers announce.
-            self._fail(CloseCode.MESSAGE_TOO_BIG, f"message larger than {self._max} bytes")
-        self._partial.append(chunk)
-        if event.message_finished:
-            self._messages.append(b"".join(self._partial))
-            self._partial.clear()
-            self._partial_size = 0
+            self._fail(CloseCode.MESSAGE_TOO_BIG, f"message larger than {self._options.max_message_size} bytes")
+        if finished and not self._partial:
+            message = chunk  # the common case: an unfragmented message, no list at all
+        else:
+            if self._partial is None:
+                self._partial = []
+            self._partial.append(chunk)
+            if not finished:
+                return
+            message = b"".join(self._partial)
+            self._partial = None
+        self._partial_size = 0
+        if self._messages is None:
+            self._messages = []
+        self._messages.append(message)
 
-    def _peer_closed(self, event: CloseConnection) -> None:
-        if self._ws.state is ConnectionState.REMOTE_CLOSING:
+    def _peer_closed(self, code: int, reason: str) -> None:
+        if self._state is _OPEN:
             # The peer started the closing handshake: echo its code, as RFC 6455 section 5.5.1 asks.
-            self._send_event(event.response())
-            code = event.code if event.code not in (CloseReason.NO_STATUS_RCVD,) else CloseCode.NORMAL
-            self._closed = ConnectionClosed(int(code), event.reason or "")
+            self._state = _REMOTE_CLOSING
+            self._sendall(close_frame(code, reason))
+            self._state = _CLOSED
+            code = CloseCode.NORMAL if code == CloseReason.NO_STATUS_RCVD else code
+            self._closed = ConnectionClosed(int(code), reason or "")
             raise self._closed
-        if self._ws.state is ConnectionState.CLOSED:
-            # The answer to our own close (a shutdown): the websocket ends with the code we sent.
-            self._closed = self._sent_close or ConnectionClosed(int(event.code), event.reason or "")
-            raise self._closed
-        # Still OPEN: wsproto reports a protocol violation (bad UTF-8 -> 1007, unmasked frame -> 1002, ...).
-        self._fail(int(event.code), event.reason or "protocol error")
+        # The answer to our own close (a shutdown): the websocket ends with the code we sent.
+        self._state = _CLOSED
+        self._closed = self._sent_close or ConnectionClosed(int(code), reason or "")
+        raise self._closed
 
     def _fail(self, code: int, reason: str) -> None:
         """_Fail the WebSocket Connection_: send our close and stop reading (the stream can no longer be trusted)."""
         logger.info("ws4redis: closing websocket with %d: %s", code, reason)
         try:
-            if self._ws.state is ConnectionState.OPEN:
-                self._send_event(CloseConnection(code=code, reason=reason[:120]))
-        except (ConnectionClosed, OSError, LocalProtocolError):
+            if self._state is _OPEN:
+                self._send_close(code, reason[:120])
+        except (ConnectionClosed, OSError):
             pass
         self._closed = ConnectionClosed(code, reason)
         raise self._closed
@@ -297,47 +349,52 @@ class WsprotoTransport:
         if self._drain_deadline is not None and now > self._drain_deadline:
             raise self._lost("no close answer after shutdown")
         if self._ping_sent is not None:
-            if now - self._ping_sent > self._ping_timeout:
-                raise self._lost(f"no pong within {self._ping_timeout:g}s")
-        elif now - self._last_heard > self._ping_interval and self._ws.state is ConnectionState.OPEN:
+            if now - self._ping_sent > self._options.ping_timeout:
+                raise self._lost(f"no pong within {self._options.ping_timeout:g}s")
+        elif now - self._last_heard > self._options.ping_interval and self._state is _OPEN:
             self._ping_sent = now
-            self._send_event(Ping(payload=b"ws4redis"))
+            self._sendall(ping_frame(b"ws4redis"))
 
     def _lost(self, reason: str) -> ConnectionClosed:
         self._closed = ConnectionClosed(CloseCode.GOING_AWAY if self._drain_deadline else 1006, reason)
         return self._closed
 
-    def _send_event(self, event: Event) -> None:
-        with self._lock:
-            try:
-                data = self._ws.send(event)
-            except LocalProtocolError as exc:
-                raise ConnectionClosed(self._closed.code if self._closed else 1006, str(exc)) from exc
-            self._sendall(data)
+    def _send_close(self, code: int, reason: str) -> None:
+        """Our close frame; from here on only the peer's close answer is awaited."""
+        self._sendall(close_frame(code, reason))
+        self._state = _LOCAL_CLOSING
 
     def _sendall(self, data: bytes) -> None:
-        try:
-            with self._lock:
-                if self._backlog:  # what an earlier send_nowait left goes first
-                    data, self._backlog = self._backlog + data, b""
-                self._socket().sendall(data)
-        except OSError as exc:  # includes the send timeout: a peer that stopped reading
-            raise self._lost(f"send failed: {exc}") from exc
-
-    def _socket(self) -> socket.socket:
-        if self._sock is None:
-            raise ConnectionClosed(1006, "websocket not accepted")
-        return self._sock
+        """Write everything, waiting for room at most ``send_timeout`` at a time: a peer that stopped reading."""
+        with self._lock:
+            if self._backlog:  # what an earlier send_nowait left goes first
+                data, self._backlog = self._backlog + data, b""
+            view = memoryview(data)
+            try:
+                while view:
+                    try:
+                        view = view[os.write(self._fd, view):]
+                    except BlockingIOError:
+                        gevent.socket.wait_write(self._fd, self._options.send_timeout)
+            except OSError as exc:  # includes the send timeout (socket.timeout) and a closed descriptor
+                raise self._lost(f"send failed: {exc}") from exc
 
     def _await_peer_close(self) -> None:
         """Read until the peer's close frame arrives or ``close_timeout`` passes (a clean TCP close then)."""
-        deadline = time.monotonic() + self._close_timeout
-        sock = self._socket()
-        sock.settimeout(self._close_timeout)
-        while self._ws.state is ConnectionState.LOCAL_CLOSING and time.monotonic() < deadline:
-            data = sock.recv(_READ_SIZE)
+        deadline = time.monotonic() + self._options.close_timeout
+        while self._state is _LOCAL_CLOSING:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            try:
+                data = os.read(self._fd, _READ_SIZE)
+            except BlockingIOError:
+                gevent.socket.wait_read(self._fd, left)
+                continue
             if not data:
                 return
-            self._ws.receive_data(data)
-            for _event in self._ws.events():
-                pass  # data after our close is discarded; the close answer moves the state to CLOSED
+            try:
+                self._parse(data)  # data after our close is discarded; the close answer moves the state to CLOSED
+            except ConnectionClosed:
+                return
+            self._messages = None

@@ -22,6 +22,8 @@ def application(environ, start_response):
         import gc
 
         gc.collect()
+    if "types" in query:  # ?types: live objects by type (gc-tracked ones), most numerous first
+        return _types(start_response)
     n = int(query.split("n=")[-1].split("&")[0]) if "n=" in query else 25
     snap = tracemalloc.take_snapshot()
     lines = [f"traced {tracemalloc.get_traced_memory()[0]} bytes"]
@@ -31,5 +33,16 @@ def application(environ, start_response):
             lines += ["      " + l for l in stat.traceback.format()[-8:]]
     _last = snap
     body = ("\n".join(lines) + "\n").encode()
+    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
+    return [body]
+
+
+def _types(start_response):
+    import collections
+    import gc
+
+    gc.collect()
+    counts = collections.Counter(type(o).__qualname__ for o in gc.get_objects())
+    body = "".join(f"{c:>8} {name}\n" for name, c in counts.most_common(60)).encode()
     start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
     return [body]
