@@ -11,12 +11,10 @@
 #   ws4redis-gevent-1w          this repository on its gevent + wsproto transport (manage.py runwebsocket)
 #   ws4redis-1w / ws4redis-2w   this repository, ws4redis.wsgi:application on uWSGI --http-socket, --gevent,
 #                               1 or 2 workers, Python from $W4R_PY (default /work/main/.venv or ./.venv)
-#   ws4redis-proposed-1w        ws4redis with the fixes proposed in docs/benchmarks.md, monkeypatched for measurement
-#                               (bench/apps/ws4redis_bench/benchproj/proposed.py); drop it once the core has them
 #   bare-1w / bare-2w           bench/apps/bare/bare_app.py: uWSGI + gevent, no Redis, no Django (S1, S2, S4);
-#                               one uwsgi.websocket_send per message, like ws4redis today: THE ceiling of the ratios
+#                               one uwsgi.websocket_send per message per socket: THE ceiling of the ratios
 #   bare-frames-1w              the same with BARE_FRAMES=1: each message framed once, one sendall per wake-up
-#                               (what batching could give ws4redis; not the reference of the ratios)
+#                               (batched, as ws4redis writes; not the reference of the ratios)
 #   dwr06-1w / dwr06-4w         django-websocket-redis 0.6.0 as in ../shared/bench (uWSGI --http router;
 #                               4 workers, S2: 12 workers, because of its fd-1024 select() limit)
 #   channels-{core,pubsub}-{uvicorn,daphne}   Channels 4.3 + channels_redis 4.3
@@ -38,7 +36,7 @@ REDIS_PORT="${REDIS_PORT:-6391}"
 PORT="${PORT:-8111}"
 BARE_CONTROL_PORT="${BARE_CONTROL_PORT:-8190}"
 RUNS="${RUNS:-1}"
-TARGETS="${TARGETS:-ws4redis-1w ws4redis-2w ws4redis-proposed-1w bare-1w bare-2w bare-frames-1w dwr06-4w channels-pubsub-uvicorn channels-core-uvicorn}"
+TARGETS="${TARGETS:-ws4redis-1w ws4redis-2w ws4redis-gevent-1w bare-1w bare-2w bare-frames-1w dwr06-4w channels-pubsub-uvicorn channels-core-uvicorn}"
 SCENARIOS="${SCENARIOS:-S1 S2 S3 S4}"
 GEVENT="${GEVENT:-1100}"
 GEVENT_S2="${GEVENT_S2:-5100}"
@@ -132,7 +130,6 @@ start_server() {
         ws4redis_urls
       elif [ "${target%%-*}" = ws4redis ]; then
         local module=ws4redis.wsgi:application
-        [ "$target" = ws4redis-proposed-1w ] && module=benchproj.proposed:application
         ( cd "$HERE/apps/ws4redis_bench" && DJANGO_SETTINGS_MODULE=benchproj.settings \
             PYTHONPATH="$ROOT:$HERE/apps/ws4redis_bench" exec "$W4R_BIN/uwsgi" \
             --http-socket "127.0.0.1:$PORT" --module "$module" --need-app \

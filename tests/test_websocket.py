@@ -367,15 +367,29 @@ def test_messages_split_across_reads_and_fragments_arrive_whole(
     data = text.encode()
     cut1, cut2 = 2, 92  # each between the two bytes of an "é" or an "ö"
     assert data[cut1 - 1] >= 0xC0 and data[cut2 - 1] >= 0xC0
-    ABNF = websocket.ABNF
-    first = ABNF(0, 0, 0, 0, ABNF.OPCODE_TEXT, 1, data[:cut1]).format()
-    middle = ABNF(0, 0, 0, 0, ABNF.OPCODE_CONT, 1, data[cut1:cut2]).format()
-    last = ABNF(1, 0, 0, 0, ABNF.OPCODE_CONT, 1, data[cut2:]).format()
+    frame = websocket.ABNF
+    first = frame(0, 0, 0, 0, frame.OPCODE_TEXT, 1, data[:cut1]).format()
+    middle = frame(0, 0, 0, 0, frame.OPCODE_CONT, 1, data[cut1:cut2]).format()
+    last = frame(1, 0, 0, 0, frame.OPCODE_CONT, 1, data[cut2:]).format()
     sender.sock.sendall(first)
     _await_pong(sender, b"after the first fragment")  # a message is under way: the parser must be kept
     _dribble(sender, middle)
     _await_pong(sender, b"after the middle one")
     _dribble(sender, last)
     assert receiver.recv() == text
-    _dribble(sender, ABNF(1, 0, 0, 0, ABNF.OPCODE_TEXT, 1, "second, whole".encode()).format())
+    _dribble(sender, frame(1, 0, 0, 0, frame.OPCODE_TEXT, 1, b"second, whole").format())
     assert receiver.recv() == "second, whole"
+
+
+def test_a_message_sent_right_after_the_upgrade_is_never_lost(uwsgi_factory: Callable[..., UwsgiServer]) -> None:
+    """The client speaks as soon as it has the 101: the server's HTTP side, which answered the upgrade, must not read
+    (and so swallow) that first frame while it lets go of the request. A thousand times: the loss was a race that a
+    few hundred pairs showed about one run in three."""
+    server = uwsgi_factory({"WS4REDIS_POLICY": "permissive"})
+    for i in range(1000):
+        listener = connect(server, "/ws/first?subscribe-broadcast")
+        talker = connect(server, "/ws/first?publish-broadcast")
+        talker.send(f"first {i}")
+        assert listener.recv() == f"first {i}"
+        listener.close()
+        talker.close()

@@ -1,14 +1,15 @@
 """The connection loop: one per websocket, run by a greenlet of that websocket's own, or by none while it is idle.
 
-A message from the hub is written by the hub's own greenlet when nothing is ahead of it and the socket takes it
-without waiting (``deliver``): a non-blocking write, no greenlet switch, so a fan-out to a thousand quiet sockets is
-a thousand writes. Anything else waits in the connection's queue for its greenlet.
+The hub only queues (``deliver``). Once it has read all that Redis sent so far, one loop callback (``_Writer``)
+writes the queue of every connection whose greenlet is idle or parked in one non-blocking write: no greenlet switch,
+so a fan-out to a thousand quiet sockets is a thousand writes, and a burst is one write per socket. Whatever cannot
+go out so waits for the connection's own greenlet.
 
-Every wake-up source (the socket became readable, the hub queued a message, a close was requested, the periodic
-duties are due) calls ``_kick``: it sets the connection's event, and when the connection has no greenlet it spawns
-one. The greenlet drains the socket until empty and then the queue until empty, so no message waits for the next
-event; every send that may wait (a full socket buffer, a control message, a close) happens in it, so a slow client
-never stalls the hub.
+Every other wake-up source (the socket became readable, a close was requested, the periodic duties are due, the
+socket buffer was full) calls ``_kick``: it wakes the connection's greenlet, or spawns one when it has none. The
+greenlet drains the socket until empty and then the queue until empty, so no message waits for the next event; every
+send that may wait (a full socket buffer, a control message, a close) happens in it, so a slow client never stalls
+the hub.
 
 A greenlet is the dearest part of an idle websocket (bench/: about 8 KB parked, and under uWSGI a whole parked
 request); so a connection gives its greenlet back ("parks") right after it opened, and whenever a periodic wake-up

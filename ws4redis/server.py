@@ -15,6 +15,7 @@ each worker, after the fork). The hub and the publisher use redis-py, whose sock
 from __future__ import annotations
 
 import logging
+import os
 import random
 import socket
 import warnings
@@ -180,6 +181,8 @@ def _refuse(
 class WebsocketHandler(WSGIHandler):  # type: ignore[misc]
     """``gevent.pywsgi``'s handler, passing the socket on and standing back once a websocket took it over."""
 
+    socket: Any  # pywsgi's (untyped): the client's socket, None once let go of
+
     def get_environ(self) -> dict[str, Any]:
         environ: dict[str, Any] = super().get_environ()
         environ[SOCKET_KEY] = self.socket  # only a websocket request that passes every check ever uses it
@@ -189,9 +192,14 @@ class WebsocketHandler(WSGIHandler):  # type: ignore[misc]
         result = self.application(self.environ, self.start_response)
         try:
             if self.environ.get(UPGRADED_KEY):
-                # The transport wrote the 101 and ran the websocket to its end: no HTTP response may follow.
+                # The transport wrote the 101 and carries the websocket on its own descriptor: no HTTP response may
+                # follow, and pywsgi must let go of the socket without reading it. Its ``handle()`` ends with a
+                # recv() that discards what the client sent next, to avoid a reset: here that is the websocket's
+                # first frame (one first message in a few hundred was lost so: tests/test_websocket.py).
                 self.status = self._orig_status = "101 Switching Protocols"
                 self.close_connection = True
+                sock, self.socket = self.socket, None
+                os.close(sock.detach())  # now, not when the last file object made from it (wsgi.input) is gone
                 return
             self.result = result
             self.process_result()
