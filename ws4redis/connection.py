@@ -134,7 +134,7 @@ class Connection:
             collections.deque(maxlen=_OWN_ECHOES) if suppress else None
         )
         self._attached = False
-        self._control_frames: list[tuple[bytes, bool]] = []  # rare (v2 notices): see _add_control
+        self._control_frames: list[tuple[bytes, bool]] = []  # v2 notices waiting for the greenlet
         self._hooks = hooks_for(handshake.subscription.facility)  # resolved once per facility; None kinds cost nothing
         self._drop_oldest = settings.get("WS4REDIS_SLOW_CONSUMER") == "drop-oldest"
         self._bucket: TokenBucket | None = None  # made by the first publish: most sockets never publish
