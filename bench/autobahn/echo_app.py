@@ -15,24 +15,24 @@ def main(port: int) -> None:
     from gevent import monkey
 
     monkey.patch_all()
-    from wsproto.events import TextMessage
-
     from ws4redis.server import SOCKET_KEY, make_server
-    from ws4redis.transports.wsproto import WsprotoTransport
+    from ws4redis.transports.wsproto import TransportOptions, WsprotoTransport
 
     class EchoTransport(WsprotoTransport):
-        """Keeps each message's opcode, which ``receive_nowait``'s bytes do not carry."""
+        """Keeps each message's opcode, which ``receive_nowait``'s bytes do not carry (wsproto decodes text to str)."""
 
-        def _collect(self, event: Any) -> None:
-            self.last_text = isinstance(event, TextMessage)
-            super()._collect(event)
+        def _collect(self, payload: Any, finished: bool) -> None:
+            self.last_text = isinstance(payload, str)
+            super()._collect(payload, finished)
+
+    options = TransportOptions(max_message_size=32 * 1024 * 1024)
 
     def echo(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
         import gevent.event
         import gevent.hub
 
         key = environ.get("HTTP_SEC_WEBSOCKET_KEY", "")
-        transport = EchoTransport(environ[SOCKET_KEY], environ, key, max_message_size=32 * 1024 * 1024)
+        transport = EchoTransport(environ[SOCKET_KEY], environ, key, options)
         transport.accept(None)
         ready = gevent.event.Event()
         watcher = gevent.hub.get_hub().loop.io(transport.fileno(), 1)
