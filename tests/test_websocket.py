@@ -393,3 +393,20 @@ def test_a_message_sent_right_after_the_upgrade_is_never_lost(uwsgi_factory: Cal
         assert listener.recv() == f"first {i}"
         listener.close()
         talker.close()
+
+
+def test_the_tcp_connection_ends_with_the_closing_handshake(uwsgi_factory: Callable[..., UwsgiServer]) -> None:
+    """Once the client's close is answered, the server closes the TCP connection at once, even when nothing else is
+    going on in its worker (its event loop then sleeps for seconds; a close deferred to its next wake-up, as gevent's
+    patched ``os.close`` does, would leave the client waiting for the end of the stream)."""
+    server = uwsgi_factory({"WS4REDIS_WAKE_INTERVAL": 30})  # a server of its own: no other socket's timer wakes it
+    connect(server, "/ws/bye?subscribe-broadcast")  # keeps the channel: no UNSUBSCRIBE reply wakes the worker
+    ws = connect(server, "/ws/bye?subscribe-broadcast")
+    close = websocket.ABNF(1, 0, 0, 0, websocket.ABNF.OPCODE_CLOSE, 1, b"\x03\xe8").format()
+    ws.sock.sendall(close)  # by hand: websocket-client would answer the echo with one more frame, waking the server
+    ws.sock.settimeout(2)
+    received = b""
+    while chunk := ws.sock.recv(4096):  # times out unless the server ends the stream
+        received += chunk
+    assert received[:1] == b"\x88"  # its close echo came first
+    ws.shutdown()

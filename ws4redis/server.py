@@ -15,7 +15,6 @@ each worker, after the fork). The hub and the publisher use redis-py, whose sock
 from __future__ import annotations
 
 import logging
-import os
 import random
 import socket
 import warnings
@@ -198,8 +197,10 @@ class WebsocketHandler(WSGIHandler):  # type: ignore[misc]
                 # first frame (one first message in a few hundred was lost so: tests/test_websocket.py).
                 self.status = self._orig_status = "101 Switching Protocols"
                 self.close_connection = True
+                from ws4redis.transports.wsproto import close_now
+
                 sock, self.socket = self.socket, None
-                os.close(sock.detach())  # now, not when the last file object made from it (wsgi.input) is gone
+                close_now(sock.detach())  # now, not when the last file object made from it (wsgi.input) is gone
                 return
             self.result = result
             self.process_result()

@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import gevent.lock
+import gevent.monkey
 import gevent.socket
 from wsproto.connection import ConnectionState
 from wsproto.frame_protocol import CloseReason, FrameProtocol, Opcode, ParseFailed
@@ -44,7 +45,7 @@ from ws4redis.exceptions import CloseCode, ConnectionClosed
 from ws4redis.framing import close_frame, encode_frame, ping_frame, pong_frame
 from ws4redis.protocol import protocol_for
 
-__all__ = ["UPGRADED_KEY", "TransportOptions", "WsprotoTransport", "options_from_settings"]
+__all__ = ["UPGRADED_KEY", "TransportOptions", "WsprotoTransport", "close_now", "options_from_settings"]
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +59,20 @@ _UNSENDABLE = frozenset({1005, 1006, 1015})
 _OPEN, _LOCAL_CLOSING, _REMOTE_CLOSING, _CLOSED = (
     ConnectionState.OPEN, ConnectionState.LOCAL_CLOSING, ConnectionState.REMOTE_CLOSING, ConnectionState.CLOSED,
 )
+
+
+_os_close = gevent.monkey.get_original("os", "close")
+
+
+def close_now(fd: int) -> None:
+    """Close ``fd`` at once. gevent's patched ``os.close`` (25.8+) defers the close to after the event loop's next
+    poll, which in a quiet process may be never: the peer would wait for our FIN. Callers have no watcher active on
+    ``fd`` (``Connection._end`` stops its watchers first; ``wait_read``/``wait_write`` close theirs), which is what
+    the deferral guards against."""
+    try:
+        _os_close(fd)
+    except OSError:
+        pass
 
 
 @dataclass(frozen=True, slots=True)
@@ -227,10 +242,7 @@ class WsprotoTransport:
             self._closed = self._closed or ConnectionClosed(code, reason)
             if self.accepted and self._fd >= 0:  # the duplicate is ours; the server closes its own descriptor
                 fd, self._fd = self._fd, -1
-                try:
-                    os.close(fd)
-                except OSError:
-                    pass
+                close_now(fd)
             self._parser = None
             on_closed, self.on_closed = self.on_closed, None
             if on_closed is not None:
