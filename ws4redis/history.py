@@ -290,16 +290,11 @@ class Recovery:
         return [(channel, message_id, data) for _, channel, message_id, data in messages], lost
 
 
-_NO_HISTORY: Recovery | None = None
+_NO_HISTORY = Recovery(())
 
 
 def recovery_for(channels: Iterable[str]) -> Recovery:
     """A socket's positions; the sockets of channels without history (the usual case) all share one empty
     ``Recovery``, which nothing changes (``pending`` is only set where ``enabled``)."""
-    global _NO_HISTORY
-    channels = list(channels)
-    if any(window_for(channel) is not None for channel in channels):
-        return Recovery(channels)
-    if _NO_HISTORY is None:
-        _NO_HISTORY = Recovery(())
-    return _NO_HISTORY
+    recovery = Recovery(channels)
+    return recovery if recovery.enabled else _NO_HISTORY

@@ -197,15 +197,11 @@ class Tracker:
         return EVENT_MARK + json.dumps({"type": kind, "user": self._user, "client": self.client_id}).encode()
 
 
-_NO_PRESENCE: Tracker | None = None
+_NO_PRESENCE = Tracker((), user=None, session_key=None)
 
 
 def tracker_for(channels: Iterable[str], *, user: str | None, session_key: str | None) -> Tracker:
-    """A socket's tracker; the sockets of facilities without presence (the usual case) all share one empty one."""
-    global _NO_PRESENCE
-    channels = list(channels)
-    if any(_config(channel) is not None for channel in channels):
-        return Tracker(channels, user=user, session_key=session_key)
-    if _NO_PRESENCE is None:
-        _NO_PRESENCE = Tracker((), user=None, session_key=None)
-    return _NO_PRESENCE
+    """A socket's tracker; the sockets of facilities without presence (the usual case) all share one empty one,
+    which nothing changes (every method returns at once without channels)."""
+    tracker = Tracker(channels, user=user, session_key=session_key)
+    return tracker if tracker.channels else _NO_PRESENCE
