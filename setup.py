@@ -1,4 +1,11 @@
-"""Packaging for ws4redis. ``pip install -e .``; uWSGI comes with the ``uwsgi`` extra."""
+"""Packaging for ws4redis.
+
+``pip install ws4redis`` installs everything the package imports (Django, redis-py, gevent, wsproto,
+prometheus-client): with it, ``manage.py runwebsocket`` and ``runserver`` serve websockets. The extras are only what
+is truly optional: ``uwsgi`` (the production server, compiled by pip), ``hiredis`` (a faster Redis reply parser) and
+``testing`` (the websocket client of ``ws4redis.testing``). ``wsproto`` stays as an empty extra so the install
+commands of earlier releases (``pip install 'ws4redis[uwsgi,wsproto]'``) keep working.
+"""
 
 from setuptools import find_packages, setup
 
@@ -17,12 +24,14 @@ setup(
         "django>=4.2",
         "redis>=5.0",
         "gevent>=24.2",
+        "wsproto>=1.2",  # every transport, uWSGI's included, carries the websocket with wsproto
         "prometheus-client>=0.17",
     ],
     extras_require={
         "uwsgi": ["uwsgi>=2.0.20"],
-        "wsproto": ["wsproto>=1.2"],
         "hiredis": ["hiredis>=2.0"],
+        "testing": ["websocket-client>=1.7"],
+        "wsproto": [],  # now always installed; kept so old install commands still resolve
     },
     classifiers=[
         "Framework :: Django",
