@@ -34,7 +34,7 @@ def write_project(dest: Path, redis_port: int) -> Path:
     """The 0.6 project in ``dest`` (a fresh directory), talking to Redis on ``redis_port``."""
     shutil.copytree(TEMPLATE, dest, ignore=shutil.ignore_patterns("__pycache__"))
     settings = dest / "my_app" / "settings.py"
-    settings.write_text(settings.read_text().replace("@REDIS_PORT@", str(redis_port)))
+    settings.write_text(settings.read_text().replace("{\"port\": 6379}", f"{{\"port\": {redis_port}}}"))
     return dest
 
 

@@ -1,3 +1,4 @@
+# ruff: noqa: E402 - written as a 0.6 project writes it
 # Test helper (not part of 0.6's docs): create the tables and the user "john", print john's session cookie.
 import os
 import sys

@@ -1,3 +1,4 @@
+# ruff: noqa: E402 - written as a 0.6 project writes it
 # Test helper: publish as a 0.6 project's code does (python publish.py FACILITY MESSAGE [USER]).
 import os
 import sys

@@ -1,3 +1,4 @@
+# ruff: noqa: I001 - written as a 0.6 project writes it
 # "Django with WebSockets for Redis as a stand alone uWSGI server", as django-websocket-redis 0.6's running docs show
 # it; served with: uwsgi --http :80 --gevent 100 --http-websockets --module wsgi
 import os

@@ -1,5 +1,5 @@
 # A project configured as django-websocket-redis 0.6's installation docs show (tests/test_dropin_uwsgi.py writes
-# it into a temporary directory; @REDIS_PORT@ is replaced by the test's redis-server port).
+# it into a temporary directory; the test replaces the port 6379 by its redis-server's).
 import os
 
 BASE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -24,14 +24,17 @@ DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": os.path
 TEMPLATES = [{
     "BACKEND": "django.template.backends.django.DjangoTemplates",
     "APP_DIRS": True,
-    "OPTIONS": {"context_processors": ["django.contrib.auth.context_processors.auth", "ws4redis.context_processors.default"]},
+    "OPTIONS": {"context_processors": [
+        "django.contrib.auth.context_processors.auth",
+        "ws4redis.context_processors.default",
+    ]},
 }]
 STATIC_URL = "/static/"
 USE_TZ = True
 
 # django-websocket-redis 0.6's settings
 WEBSOCKET_URL = "/ws/"
-WS4REDIS_CONNECTION = {"port": @REDIS_PORT@}
+WS4REDIS_CONNECTION = {"port": 6379}
 WS4REDIS_EXPIRE = 7200
 WS4REDIS_PREFIX = "ws"
 WS4REDIS_HEARTBEAT = "--heartbeat--"
