@@ -1,9 +1,11 @@
-# ws4redis: `make demo` starts the demo, `make test` runs the whole suite. Both create .venv themselves.
+# ws4redis: `make demo` starts the demo, `make test` runs the whole suite and then the support matrix (every
+# supported Python x its oldest and newest Django, core suites: scripts/matrix.sh, pyenv's interpreters). Both create
+# .venv themselves; `make matrix` runs the matrix alone.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: demo test venv system clean autobahn
+.PHONY: demo test matrix venv system clean autobahn
 
 $(VENV)/.installed: setup.py requirements-test.txt
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +23,10 @@ demo: system venv
 
 test: system venv
 	$(PY) -m pytest
+	bash scripts/matrix.sh
+
+matrix: system venv
+	bash scripts/matrix.sh
 
 autobahn: venv  # RFC 6455 conformance of both transports (needs pyenv's Python 2.7; see docs/servers.md)
 	$(PY) bench/autobahn/run.py

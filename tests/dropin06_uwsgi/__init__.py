@@ -54,8 +54,9 @@ class Running(Process):
         super().__init__(args, cwd=project, env=env, log=project / f"server-{port}.log")
         wait_for_port(port, proc=self.proc, timeout=60)
 
-    def stop(self, sig: int = signal.SIGINT, timeout: float = 10.0) -> None:
-        """Stop it; fails the test when the server ignores the signal (a worker blocked outside gevent does)."""
+    def stop(self, sig: int = signal.SIGINT, timeout: float = 30.0) -> None:
+        """Stop it; fails the test when the server ignores the signal (a worker blocked outside gevent does, for
+        ever; ``timeout`` only leaves room for a worker still importing the project on a busy machine)."""
         if self.proc.poll() is not None:
             return
         self.proc.send_signal(sig)
