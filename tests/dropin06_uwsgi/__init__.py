@@ -75,7 +75,7 @@ def uwsgi(binary: str, project: Path, options: list[str], *, socket: str = "--ht
     return Running([binary, socket, f"127.0.0.1:{port}", *options], project, port=port, env=env)
 
 
-def get(port: int, path: str, timeout: float = 10.0) -> tuple[int, str]:
+def get(port: int, path: str, timeout: float = 30.0) -> tuple[int, str]:
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=timeout) as response:
             return int(response.status), response.read().decode()
