@@ -3,9 +3,9 @@
 A 0.6 project (``tests/dropin06_uwsgi``) is started with 0.6's own command lines, which have no
 ``--gevent-early-monkey-patch``, and must serve a broadcast, a user message and a refusal:
 
-- the websocket instance of the two-instance layout: ``wsgi_websocket.py`` sets ``redis.connection.socket``, then
-  ``DJANGO_SETTINGS_MODULE``, then ``application = uWSGIWebsocketServer()``; nobody calls ``django.setup()``
-  (was: every upgrade answered 500, ``AppRegistryNotReady``);
+- the two-instance layout: ``wsgi_django.py`` on the uwsgi protocol publishes, and ``wsgi_websocket.py`` sets
+  ``redis.connection.socket``, then ``DJANGO_SETTINGS_MODULE``, then ``application = uWSGIWebsocketServer()``;
+  nobody calls ``django.setup()`` (was: every upgrade answered 500, ``AppRegistryNotReady``);
 - one instance with 0.6's dispatching ``wsgi.py``, and with ``ws4redis.wsgi:application`` (was: the first websocket
   blocked the worker in ``recv()`` on the Redis socket, pages included, and the worker ignored signals);
 - ``uwsgi --ini uwsgi.ini`` without ``WS4REDIS_PYTHONPATH`` stops at start with the import error (was: "ready",
@@ -25,14 +25,15 @@ from pathlib import Path
 import pytest
 
 from tests.dropin06_uwsgi import (
+    DJANGO_INSTANCE,
     STANDALONE,
     WEBSOCKET_INSTANCE,
     check_end_to_end,
     get,
     publish_by_view,
-    publish_with,
     session_cookie,
     uwsgi,
+    uwsgi_get,
 )
 from tests.servers import ROOT, Process, RedisServer, free_port
 
@@ -55,13 +56,17 @@ def _env() -> dict[str, str]:
     return env
 
 
-def test_websocket_instance_of_the_two_instance_layout(project: tuple[Path, str]) -> None:
+def test_two_instance_layout(project: tuple[Path, str]) -> None:
+    """0.6's two instances (nginx left out): Django's publishes reach the websocket instance's clients."""
     path, cookie = project
+    django = uwsgi(UWSGI, path, DJANGO_INSTANCE, socket="--socket", env=_env())
     server = uwsgi(UWSGI, path, WEBSOCKET_INSTANCE, env=_env())
     try:
-        check_end_to_end(server.port, cookie, publish_with(sys.executable, path, _env()))
+        assert uwsgi_get(django.port, "/") == (200, "a page")
+        check_end_to_end(server.port, cookie, publish_by_view(django.port, protocol="uwsgi"))
     finally:
         server.stop()
+        django.stop()
     assert "AppRegistryNotReady" not in server.output()
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import shutil
 import signal
+import socket
 import subprocess
 import time
 import urllib.error
@@ -26,6 +27,7 @@ TEMPLATE = Path(__file__).resolve().parent / "project"
 
 #: The options of 0.6's two documented uWSGI commands, minus the virtualenv and the socket (the test's own).
 STANDALONE = ["--gevent", "100", "--http-websockets", "--module", "wsgi"]  # + --http :80
+DJANGO_INSTANCE = ["--buffer-size=32768", "--workers=5", "--master", "--module", "wsgi_django"]  # + --socket ...
 WEBSOCKET_INSTANCE = ["--gevent", "1000", "--http-websockets", "--workers=2", "--master", "--module",
                       "wsgi_websocket"]  # + --http-socket /path/to/web.socket
 
@@ -81,6 +83,22 @@ def get(port: int, path: str, timeout: float = 30.0) -> tuple[int, str]:
             return int(response.status), response.read().decode()
     except urllib.error.HTTPError as exc:
         return int(exc.code), exc.read().decode(errors="replace")
+
+
+def uwsgi_get(port: int, path: str, timeout: float = 30.0) -> tuple[int, str]:
+    """GET ``path`` over the uwsgi protocol (what nginx's ``uwsgi_pass`` speaks to 0.6's Django instance)."""
+    path_info, _, query = path.partition("?")
+    variables = {"REQUEST_METHOD": "GET", "PATH_INFO": path_info, "QUERY_STRING": query, "SERVER_NAME": "127.0.0.1",
+                 "SERVER_PORT": str(port), "SERVER_PROTOCOL": "HTTP/1.1", "HTTP_HOST": "127.0.0.1"}
+    body = b"".join(len(k).to_bytes(2, "little") + k.encode() + len(v).to_bytes(2, "little") + v.encode()
+                    for k, v in variables.items())
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+        sock.sendall(b"\0" + len(body).to_bytes(2, "little") + b"\0" + body)
+        response = b""
+        while chunk := sock.recv(65536):
+            response += chunk
+    head, _, content = response.partition(b"\r\n\r\n")
+    return int(head.split()[1]), content.decode()
 
 
 def connect(port: int, path: str, *, cookie: str | None = None) -> websocket.WebSocket:
@@ -140,13 +158,15 @@ def publish_with(python: str, project: Path, env: dict[str, str] | None = None) 
     return publish
 
 
-def publish_by_view(port: int) -> Any:
-    """A ``publish`` for ``check_end_to_end`` through the project's Django view on the same server."""
+def publish_by_view(port: int, *, protocol: str = "http") -> Any:
+    """A ``publish`` for ``check_end_to_end`` through the project's Django view (over ``http`` or ``uwsgi``)."""
     from urllib.parse import urlencode
+
+    request = uwsgi_get if protocol == "uwsgi" else get
 
     def publish(facility: str, message: str, user: str | None = None) -> None:
         query = {"facility": facility, "message": message, **({"user": user} if user else {})}
-        assert get(port, "/publish?" + urlencode(query)) == (200, "published")
+        assert request(port, "/publish?" + urlencode(query)) == (200, "published")
 
     return publish
 
