@@ -97,9 +97,9 @@ class Handshake:
 def check_upgrade(environ: dict[str, Any]) -> str:
     """The ``Sec-WebSocket-Key`` of a valid RFC 6455 upgrade request, else 400 or 426."""
     if environ.get("REQUEST_METHOD") != "GET":
-        raise BadHandshake("a websocket handshake must be a GET")
+        raise BadHandshake("a websocket handshake must be a GET: the client must upgrade to a websocket")
     if environ.get("HTTP_UPGRADE", "").strip().lower() != "websocket":
-        raise BadHandshake("not a websocket upgrade request")
+        raise BadHandshake("not a websocket upgrade request: the client must upgrade to a websocket")
     tokens = {t.strip().lower() for t in environ.get("HTTP_CONNECTION", "").split(",")}
     if "upgrade" not in tokens:
         raise BadHandshake("the Connection header must contain 'Upgrade'")
