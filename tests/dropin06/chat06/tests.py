@@ -54,6 +54,12 @@ class WebsocketTests(LiveServerTestCase):
         self.sockets.append(ws)
         return ws
 
+    def settle(self, *sockets):
+        """Wait until each socket's opening is done (kept messages sent), by a heartbeat's round trip."""
+        for ws in sockets:
+            ws.send(settings.WS4REDIS_HEARTBEAT)
+            self.assertEqual(ws.recv(), settings.WS4REDIS_HEARTBEAT)
+
     def login(self, name):
         self.assertTrue(self.client.login(username=name, password="secret"))
         return self.client.cookies["sessionid"].value
@@ -107,6 +113,7 @@ class WebsocketTests(LiveServerTestCase):
         }
         for audience, kwargs in audiences.items():
             ws = self.connect("?subscribe-" + audience, cookie)
+            self.settle(ws)
             text = "live for " + audience
             receivers = RedisPublisher(request=request, facility=self.facility, **kwargs).publish_message(text, 0)
             self.assertEqual(receivers, 1, audience)  # one hub per process, however many sockets
@@ -114,8 +121,9 @@ class WebsocketTests(LiveServerTestCase):
 
     def test_pipeline_publish_message(self):
         ws = self.connect("?subscribe-broadcast")
+        self.settle(ws)
         publisher = RedisPublisher(facility=self.facility, broadcast=True)
-        publisher.pipeline_publish_message(RedisMessage("through a pipeline"), 10, True)
+        self.assertEqual(publisher.pipeline_publish_message(RedisMessage("through a pipeline"), 10, True), 1)
         self.assertEqual(ws.recv(), "through a pipeline")
         publisher.pipeline_publish_message("not in a transaction", expire=None, transaction=False)
         self.assertEqual(ws.recv(), "not in a transaction")
@@ -139,6 +147,7 @@ class WebsocketTests(LiveServerTestCase):
         listener = self.connect("?subscribe-broadcast")
         quiet = self.connect("?subscribe-broadcast&publish-broadcast", cookie)
         echoing = self.connect("?subscribe-broadcast&publish-broadcast&echo", cookie)
+        self.settle(listener, quiet, echoing)
         quiet.send("from the quiet one")
         self.assertEqual(listener.recv(), "from the quiet one")
         self.assertEqual(echoing.recv(), "from the quiet one")
@@ -155,8 +164,7 @@ class WebsocketTests(LiveServerTestCase):
         cookie = self.login("john")
         listener = self.connect("?subscribe-broadcast")
         ws = self.connect("?subscribe-broadcast&publish-broadcast", cookie)
-        ws.send(settings.WS4REDIS_HEARTBEAT)
-        self.assertEqual(ws.recv(), settings.WS4REDIS_HEARTBEAT)
+        self.settle(listener, ws)  # the heartbeat is answered
         ws.send("after the heartbeat")
         self.assertEqual(listener.recv(), "after the heartbeat")  # the heartbeat itself never reached it
 
