@@ -68,3 +68,12 @@ WS4REDIS_HEARTBEAT = "--heartbeat--"
 from chat06.denied_channels import denied_channels  # noqa: E402
 
 WS4REDIS_ALLOWED_CHANNELS = denied_channels
+
+# Set by tests/test_dropin_liveserver.py only: where the browser test put jQuery (fetched from npm), a STATIC_ROOT
+# for collectstatic, and the documented switch letting anonymous pages publish (docs/migration.md).
+if os.environ.get("DROPIN06_VENDOR_DIR"):
+    STATICFILES_DIRS = [("vendor", os.environ["DROPIN06_VENDOR_DIR"])]
+if os.environ.get("DROPIN06_STATIC_ROOT"):
+    STATIC_ROOT = os.environ["DROPIN06_STATIC_ROOT"]
+if os.environ.get("DROPIN06_PERMISSIVE"):
+    WS4REDIS_POLICY = "permissive"
