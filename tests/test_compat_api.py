@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import importlib
 import inspect
-from types import SimpleNamespace
 from collections.abc import Callable, Iterator
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -138,7 +138,8 @@ def test_fetch_message_looks_up_session_user_group_then_broadcast(redis_server: 
     from ws4redis.publisher import RedisPublisher
     from ws4redis.redis_store import SELF
 
-    session = SimpleNamespace(session_key="k" * 32, get=lambda key, default=None: ["red"] if key == MEMBEROF_KEY else default)
+    groups = {MEMBEROF_KEY: ["red"]}
+    session = SimpleNamespace(session_key="k" * 32, get=lambda key, default=None: groups.get(key, default))
     request = SimpleNamespace(user=SimpleNamespace(is_authenticated=True, get_username=lambda: "ann"), session=session)
     fetch = RedisPublisher().fetch_message
     assert fetch(request, "f") is None

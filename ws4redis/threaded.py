@@ -259,6 +259,6 @@ class ThreadedWebsockets:
             gevent.get_hub().destroy(destroy_loop=True)  # a loop per thread would otherwise outlive it
         # The 101 went out on the socket itself: wsgiref must write no response, and read no further request.
         start_response("101 Switching Protocols", [])
-        handler.headers_sent = True
+        handler.headers_sent = True  # type: ignore[attr-defined]  # wsgiref's (untyped): no headers will follow
         request_handler.close_connection = True
         return []

@@ -111,9 +111,9 @@ class WsprotoTransport:
     """One websocket on a socket whose HTTP upgrade request was already parsed by the server."""
 
     __slots__ = (  # __weakref__: the gevent server keeps its live transports in a WeakSet
-        "__weakref__", "_backlog", "_closed", "_deferred_close", "_drain_deadline", "_environ", "_fd", "_key", "_last_heard", "_lock",
-        "_messages", "_options", "_parser", "_partial", "_partial_size", "_ping_sent", "_sent_close", "_server_sock",
-        "_state", "accepted", "on_closed", "subprotocol",
+        "__weakref__", "_backlog", "_closed", "_deferred_close", "_drain_deadline", "_environ", "_fd", "_key",
+        "_last_heard", "_lock", "_messages", "_options", "_parser", "_partial", "_partial_size", "_ping_sent",
+        "_sent_close", "_server_sock", "_state", "accepted", "on_closed", "subprotocol",
     )
 
     def __init__(

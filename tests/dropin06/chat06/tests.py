@@ -48,7 +48,7 @@ class WebsocketTests(LiveServerTestCase):
         self.redis.close()
 
     def connect(self, query, cookie=None, **kwargs):
-        header = ["Cookie: sessionid={0}".format(cookie)] if cookie else []
+        header = [f"Cookie: sessionid={cookie}"] if cookie else []
         ws = create_connection(self.websocket_base_url + query, header=header + kwargs.pop("header", []),
                                timeout=5, **kwargs)
         self.sockets.append(ws)
