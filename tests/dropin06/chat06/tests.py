@@ -192,7 +192,7 @@ class WebsocketTests(LiveServerTestCase):
 
         WSGIServer.handle_error = handle_error
         try:
-            for status in (1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011):
+            for status in (1000, 1001, 1002, 1003, 1005, 1006, 1007, 1008, 1009, 1010, 1011, 1015):
                 ws = create_connection(self.websocket_base_url + "?subscribe-broadcast", timeout=5)
                 self.assertTrue(ws.connected)
                 ws.close(status)
