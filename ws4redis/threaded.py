@@ -252,6 +252,9 @@ class ThreadedWebsockets:
         result = self._app(environ, start_response)
         if not environ.get(_UPGRADED_KEY):
             return result  # refused before the upgrade: an ordinary HTTP response
+        from ws4redis.hooks import close_db_connections
+
+        close_db_connections()  # the handshake's, not held for the websocket's lifetime
         try:
             environ[_CLOSED_KEY].wait()  # this thread's loop serves the websocket until it closes
         finally:
