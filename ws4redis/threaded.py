@@ -138,6 +138,7 @@ class _Service:
             bridge = self._bridges.get(id(listener))
             if bridge is None and create:
                 bridge = self._bridges[id(listener)] = _Bridge(listener, gevent.get_hub().loop)
+                _thread.loop = bridge.loop  # this thread now has a gevent loop: let go of it when its request ends
             return bridge
 
     def forget(self, bridge: _Bridge) -> None:
@@ -157,6 +158,7 @@ class _Service:
 
 _service: _Service | None = None
 _service_lock = threading.Lock()
+_thread = threading.local()  # per request thread: ``loop`` once it has a gevent loop of its own
 
 
 def _get_service() -> _Service:
@@ -246,20 +248,22 @@ class ThreadedWebsockets:
     def __call__(
         self, environ: dict[str, Any], start_response: StartResponse, handler: wsgiref.handlers.BaseHandler
     ) -> Iterable[bytes]:
-        _get_service()  # before the handshake: get_hub() gives this thread a link from here on
+        service = _get_service()  # before the handshake: get_hub() gives this thread a link from here on
         request_handler: Any = getattr(handler, "request_handler")  # noqa: B009 - wsgiref's, set by its server
         environ[_SOCKET_KEY] = request_handler.connection
-        result = self._app(environ, start_response)
-        if not environ.get(_UPGRADED_KEY):
-            return result  # refused before the upgrade: an ordinary HTTP response
-        from ws4redis.hooks import close_db_connections
-
-        close_db_connections()  # the handshake's, not held for the websocket's lifetime
         try:
+            result = self._app(environ, start_response)
+            if not environ.get(_UPGRADED_KEY):
+                return result  # refused before the upgrade: an ordinary HTTP response
+            from ws4redis.hooks import close_db_connections
+
+            close_db_connections()  # the handshake's, not held for the websocket's lifetime
             environ[_CLOSED_KEY].wait()  # this thread's loop serves the websocket until it closes
         finally:
-            _get_service().forget_loop(gevent.get_hub().loop)
-            gevent.get_hub().destroy(destroy_loop=True)  # a loop per thread would otherwise outlive it
+            loop = _thread.__dict__.pop("loop", None)
+            if loop is not None or environ.get(_UPGRADED_KEY):
+                service.forget_loop(gevent.get_hub().loop)
+                gevent.get_hub().destroy(destroy_loop=True)  # a loop per thread would otherwise outlive it
         # The 101 went out on the socket itself: wsgiref must write no response, and read no further request.
         start_response("101 Switching Protocols", [])
         handler.headers_sent = True  # type: ignore[attr-defined]  # wsgiref's (untyped): no headers will follow
