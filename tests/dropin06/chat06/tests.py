@@ -12,6 +12,7 @@ import time
 import redis
 from django.conf import settings
 from django.contrib.auth.models import Group, User
+from django.contrib.staticfiles.testing import StaticLiveServerTestCase
 from django.core.servers.basehttp import WSGIServer
 from django.test import LiveServerTestCase, RequestFactory
 from websocket import WebSocketException, create_connection
@@ -211,3 +212,23 @@ class WebsocketTests(LiveServerTestCase):
         while dict(self.redis.pubsub_numsub(channel))[channel.encode()] != 0:
             self.assertLess(time.monotonic(), deadline, "still subscribed after the websocket closed")
             time.sleep(0.01)  # polling Redis: there is no event to wait for
+
+
+class StaticLiveServerWebsocketTests(StaticLiveServerTestCase):
+    """The same on ``StaticLiveServerTestCase``, the live server of projects with ``django.contrib.staticfiles``."""
+
+    host = "127.0.0.1"
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.server_thread.httpd.set_app(application)
+
+    def test_broadcast_round_trip(self):
+        url = self.live_server_url.replace("http:", "ws:", 1) + "/ws/static?subscribe-broadcast"
+        ws = create_connection(url, timeout=5)
+        ws.send(settings.WS4REDIS_HEARTBEAT)
+        self.assertEqual(ws.recv(), settings.WS4REDIS_HEARTBEAT)
+        self.assertEqual(RedisPublisher(facility="static", broadcast=True).publish_message("to the page", 0), 1)
+        self.assertEqual(ws.recv(), "to the page")
+        ws.close()
