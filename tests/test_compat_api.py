@@ -197,3 +197,21 @@ def test_assigning_to_the_settings_module_overrides_as_in_the_original() -> None
         finally:
             del settings.WS4REDIS_EXPIRE  # type: ignore[attr-defined]
         assert settings.get("WS4REDIS_EXPIRE") == 10
+
+
+@pytest.mark.parametrize(
+    ("offered", "agreed"),
+    [
+        ("", None),
+        ("unittestprotocol", "unittestprotocol"),  # the original agreed to the first offered subprotocol
+        ("chat, superchat", "chat"),
+        ("chat, ws4redis.v2", "ws4redis.v2"),  # the one this server speaks wins
+        ("ws4redis.v3", None),  # never claim a ws4redis protocol this server does not speak
+        ("a(b)", None),  # not an HTTP token
+        ("x" * 65, None),
+    ],
+)
+def test_subprotocol_agreed_as_the_original_did(offered: str, agreed: str | None) -> None:
+    from ws4redis.auth import choose_subprotocol
+
+    assert choose_subprotocol({"HTTP_SEC_WEBSOCKET_PROTOCOL": offered}) == agreed

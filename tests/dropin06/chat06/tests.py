@@ -202,6 +202,13 @@ class WebsocketTests(LiveServerTestCase):
             WSGIServer.handle_error = old_handle_error
         self.assertEqual(errors, [])
 
+    def test_protocol_support(self):
+        ws = self.connect("?subscribe-broadcast", subprotocols=["unittestprotocol"])
+        self.assertEqual(ws.headers["sec-websocket-protocol"], "unittestprotocol")
+        ws.close()
+        ws = self.connect("?subscribe-broadcast")
+        self.assertNotIn("sec-websocket-protocol", ws.headers)
+
     def test_closing_unsubscribes(self):
         ws = self.connect("?subscribe-broadcast")
         channel = self.prefix + ":broadcast:" + self.facility
