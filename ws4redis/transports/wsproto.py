@@ -403,6 +403,10 @@ class WsprotoTransport:
 
     def _await_peer_close(self) -> None:
         """Read until the peer's close frame arrives or ``close_timeout`` passes (a clean TCP close then)."""
+        if self._deferred_close is not None:  # the peer's close was read already, behind messages
+            self._deferred_close = None
+            self._state = _CLOSED
+            return
         deadline = time.monotonic() + self._options.close_timeout
         while self._state is _LOCAL_CLOSING:
             left = deadline - time.monotonic()
