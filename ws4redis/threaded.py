@@ -196,6 +196,8 @@ class HubLink:
                 self._hub.attach, bridge, channels, timeout=timeout, identity=identity, wait=timeout + 5
             )
         except BaseException:
+            # The hub let go of the channels it could not confirm; the identity is let go of here.
+            self._service.loop.run_callback_threadsafe(gevent.spawn, self._detach, bridge, [], identity)
             if not bridge.channels and not bridge.identity:
                 self._service.forget(bridge)
             raise
