@@ -19,7 +19,7 @@ setup(
     python_requires=">=3.10",
     packages=find_packages(include=["ws4redis", "ws4redis.*"]),
     include_package_data=True,
-    package_data={"ws4redis": ["py.typed", "static/ws4redis/*", "templates/ws4redis/*"]},
+    package_data={"ws4redis": ["py.typed", "static/ws4redis/*", "static/js/*", "templates/ws4redis/*"]},
     install_requires=[
         "django>=4.2",
         "redis>=5.0",

@@ -97,9 +97,9 @@ class Handshake:
 def check_upgrade(environ: dict[str, Any]) -> str:
     """The ``Sec-WebSocket-Key`` of a valid RFC 6455 upgrade request, else 400 or 426."""
     if environ.get("REQUEST_METHOD") != "GET":
-        raise BadHandshake("a websocket handshake must be a GET")
+        raise BadHandshake("a websocket handshake must be a GET: the client must upgrade to a websocket")
     if environ.get("HTTP_UPGRADE", "").strip().lower() != "websocket":
-        raise BadHandshake("not a websocket upgrade request")
+        raise BadHandshake("not a websocket upgrade request: the client must upgrade to a websocket")
     tokens = {t.strip().lower() for t in environ.get("HTTP_CONNECTION", "").split(",")}
     if "upgrade" not in tokens:
         raise BadHandshake("the Connection header must contain 'Upgrade'")
@@ -222,9 +222,19 @@ def _authorise(request: HttpRequest, subscription: Subscription) -> Subscription
 
 
 def choose_subprotocol(environ: dict[str, Any]) -> str | None:
-    """``ws4redis.v2`` when the client offers it; otherwise the legacy protocol (no subprotocol)."""
-    offered = {p.strip() for p in environ.get("HTTP_SEC_WEBSOCKET_PROTOCOL", "").split(",")}
-    return V2_PROTOCOL if V2_PROTOCOL in offered else None
+    """``ws4redis.v2`` when the client offers it; otherwise the legacy protocol, under the first name the client
+    offers, as the original agreed (a browser fails a handshake whose offered subprotocols got no answer), except a
+    ``ws4redis.*`` name this server does not speak or a name that is no HTTP token."""
+    offered = [p.strip() for p in environ.get("HTTP_SEC_WEBSOCKET_PROTOCOL", "").split(",") if p.strip()]
+    if V2_PROTOCOL in offered:
+        return V2_PROTOCOL
+    first = offered[0] if offered else ""
+    if first and not first.startswith("ws4redis.") and len(first) <= 64 and all(c in _TOKEN for c in first):
+        return first
+    return None
+
+
+_TOKEN = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
 
 
 def handshake(environ: dict[str, Any]) -> Handshake:

@@ -86,7 +86,14 @@ class _Writer:
             metrics.DELIVERED.inc(written)  # once per round of writes, not per socket
 
 
-_writer = _Writer()
+def _writer() -> _Writer:
+    """The writer of this thread's event loop: one per gevent hub (several only under Django's threaded server,
+    ``ws4redis.threaded``, where each websocket's thread runs a loop of its own)."""
+    hub = gevent.get_hub()
+    writer: _Writer | None = getattr(hub, "ws4redis_writer", None)
+    if writer is None:
+        writer = hub.ws4redis_writer = _Writer()
+    return writer
 
 
 class Connection:
@@ -179,7 +186,7 @@ class Connection:
             self._busy = True
             self._kick()
         elif len(self._queue) == 1:  # the greenlet is idle or parked: written without it, if the socket takes it
-            _writer.add(self)
+            _writer().add(self)
 
     def write_nowait(self) -> int:
         """Write the whole queue in one non-blocking write, outside this connection's greenlet (``_Writer``);

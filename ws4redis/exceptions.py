@@ -28,10 +28,14 @@ __all__ = [
     "CloseCode",
     "ConnectionClosed",
     "ForbiddenOrigin",
+    "FrameTooLargeException",
+    "HandshakeError",
     "HandshakeRefused",
     "TooManyConnections",
     "UnknownFacility",
     "UnsupportedVersion",
+    "UpgradeRequiredError",
+    "WebSocketError",
     "Ws4RedisError",
 ]
 
@@ -86,6 +90,14 @@ class ConnectionClosed(Ws4RedisError):
         super().__init__(f"{code} {reason}".strip())
         self.code = code
         self.reason = reason
+
+
+# The original's names (django-websocket-redis 0.6), so that code importing or catching them still works: each is
+# the ws4redis exception raised in the same situation.
+HandshakeError = HandshakeRefused  #: a request refused before the upgrade (0.6: a malformed handshake)
+UpgradeRequiredError = UnsupportedVersion  #: 426, the websocket version is missing or unsupported
+WebSocketError = ConnectionClosed  #: a websocket that ended or failed after the upgrade
+FrameTooLargeException = ConnectionClosed  #: a message over the size limit ends the websocket (close code 1009)
 
 
 class CloseCode(enum.IntEnum):

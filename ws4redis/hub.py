@@ -18,7 +18,7 @@ import os
 import random
 import socket
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
 import gevent
@@ -279,7 +279,7 @@ class Hub:
         while True:
             # A blocking read: no poll and no timeout juggling per message. A silently dead link is detected by
             # _keepalive, which shuts the socket down so this read fails.
-            response = pubsub.parse_response(block=True)
+            response = self._receive(pubsub)
             self._last_seen = time.monotonic()
             if response is None:
                 continue
@@ -294,6 +294,10 @@ class Hub:
                 message = pubsub.handle_message(response, ignore_subscribe_messages=False)
                 if message is not None and message["type"] == "subscribe":
                     self._confirm(message["channel"].decode())
+
+    def _receive(self, pubsub: Any) -> Any:
+        """The next reply on the pub/sub link, waiting as long as it takes (``ws4redis.threaded`` reads elsewhere)."""
+        return pubsub.parse_response(block=True)
 
     def _confirm(self, channel: str) -> None:
         left = self._unconfirmed.get(channel, 1) - 1
@@ -382,11 +386,16 @@ class Hub:
 
 
 _hub: tuple[int, Hub] | None = None
+#: Set by ``ws4redis.threaded`` in a process served by Django's threaded server: each thread then gets a link to
+#: the hub of that process, which runs in a thread of its own.
+provider: Callable[[], Hub] | None = None
 
 
 def get_hub() -> Hub:
     """This process's hub, created on first use after the fork (never inherited from a parent process)."""
     global _hub
+    if provider is not None:
+        return provider()
     if _hub is None or _hub[0] != os.getpid():
         _hub = (os.getpid(), Hub())
     return _hub[1]

@@ -12,7 +12,7 @@ import redis
 
 from ws4redis import settings
 from ws4redis.audience import MEMBEROF_KEY, channel_names, self_session, self_user
-from ws4redis.redis_store import RedisMessage, RedisStore, publish_pipeline
+from ws4redis.redis_store import RedisStore, as_message, publish_pipeline
 
 __all__ = ["RedisPublisher"]
 
@@ -27,12 +27,12 @@ class RedisPublisher(RedisStore):
 
     def __init__(self, connection: redis.Redis | None = None, **kwargs: Any) -> None:
         super().__init__(connection)
-        self._publishers = self._get_message_channels(**kwargs)
+        self._publishers = set(self._get_message_channels(**kwargs))
 
     @property
     def channels(self) -> list[str]:
-        """The channel names this publisher publishes on."""
-        return list(self._publishers)
+        """The channel names this publisher publishes on, sorted."""
+        return sorted(self._publishers)
 
     def fetch_message(self, request: Any, facility: str, audience: str = "any") -> bytes | None:
         """The kept last message of ``facility`` for ``request``: session, then user, then group, then broadcast.
@@ -59,15 +59,24 @@ class RedisPublisher(RedisStore):
                 return value
         return None
 
-    def pipeline_publish_message(self, message: str | bytes, pipeline: Any = None, expire: int | None = None) -> Any:
-        """Queue this publish on ``pipeline`` (a redis-py pipeline; a new one if ``None``) without executing it.
+    def pipeline_publish_message(
+        self, message: str | bytes, expire: int | None = None, transaction: bool = True, *, pipeline: Any = None
+    ) -> Any:
+        """Publish ``message`` to every channel of this publisher through one pipeline, a ``MULTI``/``EXEC``
+        transaction unless ``transaction`` is false: the signature of the original's last code.
 
-        Lets a caller batch several publishers, or a publish with its own writes, into one round trip.
-        Returns the pipeline; the caller executes it.
+        Returns how many subscribed processes received it, summed over the channels, as ``publish_message`` does.
+        With ``pipeline`` (a redis-py pipeline of the caller's, keyword only) the publish is only queued on it, to be
+        executed by the caller with its other commands, and that pipeline is returned.
         """
-        pipe = pipeline if pipeline is not None else self._connection.pipeline(transaction=False)
-        wrapped = message if isinstance(message, RedisMessage) else RedisMessage(message)
-        if wrapped is not None:
-            expire = self._expire if expire is None else int(expire)
-            publish_pipeline(pipe, list(self._publishers), bytes(wrapped), expire)
-        return pipe
+        wrapped = as_message(message)
+        if pipeline is not None:
+            if wrapped is not None:
+                expire = self._expire if expire is None else int(expire)
+                publish_pipeline(pipeline, sorted(self._publishers), bytes(wrapped), expire)
+            return pipeline
+        channels = sorted(self._publishers)
+        if wrapped is None or not channels:
+            return 0
+        expire = self._expire if expire is None else int(expire)
+        return self._publish_through(self._connection.pipeline(transaction=transaction), channels, wrapped, expire)

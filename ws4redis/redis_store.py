@@ -20,7 +20,7 @@ from redis.retry import Retry
 from ws4redis import history, metrics, settings
 from ws4redis.audience import SELF, channel_names, prefix_of
 
-__all__ = ["SELF", "RedisMessage", "RedisStore", "get_connection", "publish_pipeline"]
+__all__ = ["SELF", "RedisMessage", "RedisStore", "as_message", "get_connection", "publish_pipeline"]
 
 logger = logging.getLogger(__name__)
 
@@ -117,7 +117,8 @@ def reset_pool() -> None:
 
 
 class RedisMessage(bytes):
-    """A message as bytes; ``str`` is encoded as UTF-8. The heartbeat string yields ``None`` (it is never published)."""
+    """A message as bytes; ``str`` is encoded as UTF-8. The heartbeat string yields ``None`` (it is never published),
+    and so does a value that is no message at all (``RedisMessage(5)``), as in the original."""
 
     def __new__(cls, value: str | bytes | bytearray | memoryview | list[Any]) -> RedisMessage | None:  # type: ignore[misc]
         if isinstance(value, list):  # a raw pub/sub reply, as the original accepted
@@ -129,11 +130,21 @@ class RedisMessage(bytes):
         elif isinstance(value, (bytearray, memoryview)):
             value = bytes(value)
         elif not isinstance(value, bytes):
-            raise TypeError(f"RedisMessage takes str or bytes, not {type(value).__name__}")
+            return None
         heartbeat = settings.get("WS4REDIS_HEARTBEAT")
         if heartbeat is not None and value == heartbeat.encode():
             return None
         return super().__new__(cls, value)
+
+
+def as_message(message: Any) -> RedisMessage | None:
+    """``message`` for publishing: ``None`` for the heartbeat string, ``ValueError`` for what is no message (the
+    original's error), so that a wrong argument is never published as nothing without a word."""
+    if isinstance(message, RedisMessage):
+        return message
+    if not isinstance(message, (str, bytes, bytearray, memoryview)):
+        raise ValueError(f"message object is not of type RedisMessage, str or bytes: {type(message).__name__}")
+    return RedisMessage(message)
 
 
 def publish_pipeline(pipe: Any, channels: list[str], message: bytes, expire: int) -> list[int]:
@@ -162,15 +173,26 @@ def publish_pipeline(pipe: Any, channels: list[str], message: bytes, expire: int
 
 
 class RedisStore:
-    """The original's base of publisher and subscriber: a set of channels to publish on, and one connection."""
+    """The original's base of publisher and subscriber: a set of channels to publish on, and one connection.
+
+    ``_publishers`` is a ``set`` of channel names, as in the original (its tests and subclasses touch it);
+    ``_expire`` is ``WS4REDIS_EXPIRE`` unless set on the instance.
+    """
 
     def __init__(self, connection: redis.Redis | None = None) -> None:
         self._connection = connection if connection is not None else get_connection()
-        self._publishers: set[str] | list[str] = []
+        self._publishers: set[str] = set()
+        self._expire_override: int | None = None
 
     @property
     def _expire(self) -> int:
+        if self._expire_override is not None:
+            return self._expire_override
         return int(settings.get("WS4REDIS_EXPIRE") or 0)
+
+    @_expire.setter
+    def _expire(self, value: int) -> None:
+        self._expire_override = int(value)
 
     @staticmethod
     def get_prefix() -> str:
@@ -198,19 +220,18 @@ class RedisStore:
     def publish_message(self, message: str | bytes | None, expire: int | None = None) -> int:
         """Publish ``message`` to every channel of this store in one round trip.
 
-        Returns how many subscribed processes (hubs) received it, summed over the channels.
+        Returns how many subscribed processes (hubs) received it, summed over the channels (the original returned
+        ``None``).
 
-        ``str`` and ``bytes`` are accepted (the original refused ``str`` although its docs showed one). The heartbeat
-        string, which ``RedisMessage`` turns into ``None``, publishes nothing.
+        ``str`` and ``bytes`` are accepted (the original refused ``str`` although its docs showed one); anything else
+        raises ``ValueError``, as in the original. ``None`` and the heartbeat string publish nothing.
         """
         if message is None:
             return 0
-        if not isinstance(message, RedisMessage):
-            wrapped = RedisMessage(message)
-            if wrapped is None:
-                return 0
-            message = wrapped
-        channels = list(self._publishers)
+        wrapped = as_message(message)
+        if wrapped is None:
+            return 0
+        channels = sorted(self._publishers)
         if not channels:
             return 0
         expire = self._expire if expire is None else int(expire)
@@ -222,8 +243,11 @@ class RedisStore:
         ):
             # The common case of a busy publisher (one channel, nothing kept): a plain PUBLISH, no pipeline.
             metrics.PUBLISHED_BY_SERVER.inc()
-            return int(self._connection.publish(channels[0], bytes(message)))
-        pipe = self._connection.pipeline(transaction=False)
+            return int(self._connection.publish(channels[0], bytes(wrapped)))
+        return self._publish_through(self._connection.pipeline(transaction=False), channels, wrapped, expire)
+
+    def _publish_through(self, pipe: Any, channels: list[str], message: bytes, expire: int) -> int:
+        """Publish on ``pipe`` and execute it; the receivers summed over ``channels``."""
         steps = publish_pipeline(pipe, channels, bytes(message), expire)
         results = pipe.execute()
         metrics.PUBLISHED_BY_SERVER.inc(len(channels))
@@ -232,4 +256,3 @@ class RedisStore:
             total += int(results[index])
             index += step
         return total
-

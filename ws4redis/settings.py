@@ -56,7 +56,13 @@ DEFAULTS: dict[str, Any] = {
 
 
 def get(name: str) -> Any:
-    """The current value of a setting, or its default."""
+    """The current value of a setting, or its default.
+
+    A value assigned to this module (``ws4redis.settings.WS4REDIS_ALLOWED_CHANNELS = None``, as 0.6's tests did) wins
+    until it is deleted again.
+    """
+    if name in _assigned:
+        return _assigned[name]
     try:
         default = DEFAULTS[name]
     except KeyError:
@@ -159,6 +165,9 @@ def connection_kwargs() -> dict[str, Any]:
     if "db" in query:
         kwargs["db"] = int(query["db"])
     return kwargs
+
+
+_assigned = globals()  # attributes assigned to this module by its users (the original's module of values)
 
 
 def __getattr__(name: str) -> Any:

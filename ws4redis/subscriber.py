@@ -34,7 +34,7 @@ class RedisSubscriber(RedisStore):
     @property
     def publishers(self) -> list[str]:
         """The channels a message from this websocket is published on."""
-        return list(self._publishers)
+        return sorted(self._publishers)
 
     def set_pubsub_channels(self, request: Any, channels: list[str]) -> None:
         """Compute both channel lists for ``request`` and the agreed flags (``['subscribe-user', ...]``)."""
@@ -43,7 +43,7 @@ class RedisSubscriber(RedisStore):
         facility = path[len(prefix) :] if path.startswith(prefix) else path
         subscription = parse_flags(facility, "&".join(channels))
         redis_prefix = settings.get("WS4REDIS_PREFIX")
-        self._publishers = subscription_channels(subscription, prefix=redis_prefix, request=request, publish=True)
+        self._publishers = set(subscription_channels(subscription, prefix=redis_prefix, request=request, publish=True))
         self._subscriptions = subscription_channels(subscription, prefix=redis_prefix, request=request, publish=False)
 
     def channel_connected(self, channel: str, request: Any) -> None:
@@ -55,6 +55,17 @@ class RedisSubscriber(RedisStore):
             return []
         values: list[bytes | None] = self._connection.mget(self._subscriptions)  # type: ignore[assignment]
         return [(channel, value) for channel, value in zip(self._subscriptions, values, strict=True) if value]
+
+    def send_persisted_messages(self, websocket: Any, request: Any = None) -> None:
+        """The original's way to send the kept messages: ``websocket.send(message)`` for each, after
+        ``channel_connected``. ws4redis's connection loop uses ``get_persisted_messages`` instead."""
+        for channel, message in self.get_persisted_messages():
+            self.channel_connected(channel, request)
+            websocket.send(message)
+
+    def send_persited_messages(self, websocket: Any) -> None:
+        """The original's misspelt name of ``send_persisted_messages``, kept for callers written against it."""
+        self.send_persisted_messages(websocket)
 
     def release(self) -> None:
         """Kept for subclasses written for the original; the hub releases subscriptions."""

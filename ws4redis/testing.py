@@ -119,19 +119,19 @@ def capture_published(*, deliver: bool = False) -> Iterator[PublishedOutbox]:
         if wrapped is None:
             return False  # None or the heartbeat string: nothing is published
         keep = store._expire if expire is None else int(expire)
-        outbox.extend(Published(channel, bytes(wrapped), keep) for channel in store._publishers)
+        outbox.extend(Published(channel, bytes(wrapped), keep) for channel in sorted(store._publishers))
         return True
 
     def publish_message(store: RedisStore, message: str | bytes | None, expire: int | None = None) -> int:
         record(store, message, expire)
         return real_publish(store, message, expire) if deliver else 0
 
-    def pipeline_publish_message(store: RedisPublisher, message: str | bytes, pipeline: Any = None,
-                                 expire: int | None = None) -> Any:
+    def pipeline_publish_message(store: RedisPublisher, message: str | bytes, expire: int | None = None,
+                                 transaction: bool = True, *, pipeline: Any = None) -> Any:
         record(store, message, expire)
         if deliver:
-            return real_pipeline(store, message, pipeline, expire)
-        return pipeline if pipeline is not None else mock.MagicMock(name="captured-pipeline")
+            return real_pipeline(store, message, expire, transaction, pipeline=pipeline)
+        return pipeline if pipeline is not None else 0
 
     with mock.patch.object(RedisStore, "publish_message", publish_message), \
             mock.patch.object(RedisPublisher, "pipeline_publish_message", pipeline_publish_message):

@@ -111,9 +111,9 @@ class WsprotoTransport:
     """One websocket on a socket whose HTTP upgrade request was already parsed by the server."""
 
     __slots__ = (  # __weakref__: the gevent server keeps its live transports in a WeakSet
-        "__weakref__", "_backlog", "_closed", "_drain_deadline", "_environ", "_fd", "_key", "_last_heard", "_lock",
-        "_messages", "_options", "_parser", "_partial", "_partial_size", "_ping_sent", "_sent_close", "_server_sock",
-        "_state", "accepted", "on_closed", "subprotocol",
+        "__weakref__", "_backlog", "_closed", "_deferred_close", "_drain_deadline", "_environ", "_fd", "_key",
+        "_last_heard", "_lock", "_messages", "_options", "_parser", "_partial", "_partial_size", "_ping_sent",
+        "_sent_close", "_server_sock", "_state", "accepted", "on_closed", "subprotocol",
     )
 
     def __init__(
@@ -133,6 +133,7 @@ class WsprotoTransport:
         self._last_heard = time.monotonic()
         self._ping_sent: float | None = None
         self._closed: ConnectionClosed | None = None  # set once the websocket is over (either side)
+        self._deferred_close: Any = None  # the peer's close, read with messages before it that are not yet taken
         self._sent_close: ConnectionClosed | None = None
         self._drain_deadline: float | None = None  # after a server-initiated shutdown: when to stop waiting
         self._backlog = b""  # the unwritten end of a send_nowait: goes out before anything else
@@ -178,6 +179,10 @@ class WsprotoTransport:
         while True:
             if self._messages:
                 return self._messages.pop(0)
+            if self._deferred_close is not None:
+                code, reason = self._deferred_close
+                self._deferred_close = None
+                self._peer_closed(code, reason)
             if self._closed is not None:
                 raise self._closed
             self._check_liveness()
@@ -286,6 +291,11 @@ class WsprotoTransport:
                 elif opcode is Opcode.PONG:
                     self._ping_sent = None
                 elif opcode is Opcode.CLOSE:
+                    if self._messages:
+                        # A message and the close in one read: the message is handed out (and published) first,
+                        # then the close is answered; nothing the peer sends after its close counts.
+                        self._deferred_close = frame.payload
+                        return
                     self._peer_closed(*frame.payload)
                 else:  # TEXT, BINARY, CONTINUATION: a message or part of one
                     self._collect(frame.payload, frame.message_finished)
@@ -393,6 +403,10 @@ class WsprotoTransport:
 
     def _await_peer_close(self) -> None:
         """Read until the peer's close frame arrives or ``close_timeout`` passes (a clean TCP close then)."""
+        if self._deferred_close is not None:  # the peer's close was read already, behind messages
+            self._deferred_close = None
+            self._state = _CLOSED
+            return
         deadline = time.monotonic() + self._options.close_timeout
         while self._state is _LOCAL_CLOSING:
             left = deadline - time.monotonic()

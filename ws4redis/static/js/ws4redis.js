@@ -1,0 +1,1 @@
+../ws4redis/ws4redis.js
