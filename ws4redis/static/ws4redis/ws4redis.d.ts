@@ -151,6 +151,8 @@ export interface WS4RedisClient {
   close(code?: number, reason?: string): void;
 
   // the original API
+  /** Never throws: before the socket opens (or while it reconnects) up to 100 messages wait and go out in order at
+   *  open; more, or any after close(), are dropped with a console warning. */
   send_message(message: string | ArrayBuffer | Blob): void;
   get_state(): 0 | 1 | 2 | 3;
   is_connecting(): boolean;
