@@ -18,6 +18,7 @@ setup(
         "redis>=5.0",
         "gevent>=24.2",
         "prometheus-client>=0.17",
+        "wsproto>=1.2",
     ],
     extras_require={
         "uwsgi": ["uwsgi>=2.0.20"],

@@ -1,0 +1,272 @@
+"""The README quick start and the snippets of docs/client.md, servers.md and migration.md, run as printed.
+
+Every fenced block of those files is preceded by an HTML comment, invisible on the rendered page:
+``<!-- doc-test: NAME -->`` (run here, by name) or ``<!-- doc-untested: why -->``. The blocks are read from the
+Markdown files at test time, never copied into this module, so a doc edit that breaks a snippet fails here.
+
+The steps run on a fresh ``django-admin startproject`` in a new virtualenv, with ``pip install`` of the package as
+the README says (the wheel is built once per run, from a copy of the package's files; pip's cache is reused). The only
+changes made to a snippet are the port numbers (``8000``, Redis' ``6379``), replaced by free loopback ports, and each
+replacement must find its target. Pages run in Chromium: a publish made on the server reaches the page.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.servers import ROOT, RedisServer, free_port, wait_for_port
+
+DOCS = ["README.md", "docs/client.md", "docs/servers.md", "docs/migration.md"]
+FENCE = re.compile(r"^```.*?$\n(.*?)^```$", re.S | re.M)
+MARKED = re.compile(r"<!-- doc-(test: ([\w-]+)|untested: [^>]+) -->\n```[\w-]*\n(.*?)^```$", re.S | re.M)
+CHROMIUM = os.environ.get("WS4REDIS_CHROMIUM", "/usr/bin/chromium")
+TIMEOUT_MS = 15_000
+
+
+def snippets() -> dict[str, str]:
+    """Every ``doc-test`` block of the tested files, by name."""
+    found: dict[str, str] = {}
+    for doc in DOCS:
+        for match in MARKED.finditer((ROOT / doc).read_text()):
+            if match.group(2):
+                assert match.group(2) not in found, f"two snippets named {match.group(2)}"
+                found[match.group(2)] = match.group(3)
+    return found
+
+
+def snippet(name: str, **ports: int) -> str:
+    """The block ``name``, with each ``old=new`` port replacement applied (each must occur in the block)."""
+    code = snippets()[name]
+    for old, new in ports.items():
+        old_text = old.lstrip("_")
+        assert old_text in code, f"snippet {name} no longer contains {old_text}: update the test's port mapping"
+        code = code.replace(old_text, str(new))
+    return code
+
+
+def test_every_block_of_the_tested_docs_is_run_or_says_why_not() -> None:
+    for doc in DOCS:
+        text = (ROOT / doc).read_text()
+        fences = len(FENCE.findall(text))
+        marked = len(MARKED.findall(text))
+        assert fences == marked, f"{doc}: {fences - marked} fenced block(s) without <!-- doc-test: name --> " \
+                                 "or <!-- doc-untested: why --> right above"
+
+
+@dataclass
+class Project:
+    """The fresh project: its directory, the shell prefix activating its venv, its Redis."""
+
+    work: Path
+    dir: Path
+    env: dict[str, str]
+    redis: RedisServer
+
+    def sh(self, script: str, *, input: str | None = None, check: bool = True, timeout: float = 120) -> str:
+        """Run ``script`` with bash in the project directory, the venv activated."""
+        result = subprocess.run(["bash", "-ec", f". {self.work}/venv/bin/activate\n{script}"], cwd=self.dir,
+                                env=self.env, input=input, capture_output=True, text=True, timeout=timeout)
+        if check and result.returncode != 0:
+            raise AssertionError(f"{script!r} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+        return result.stdout + result.stderr
+
+    def shell(self, code: str) -> str:
+        """Python code run by ``manage.py shell`` (stdin), as a user pastes it."""
+        return self.sh("python manage.py shell", input=code)
+
+    @contextlib.contextmanager
+    def serve(self, script: str, port: int) -> Iterator[subprocess.Popen[str]]:
+        """Run a long-running ``script`` (its own process group, stopped by its id) until it listens on ``port``."""
+        log = tempfile.TemporaryFile(mode="w+")
+        proc = subprocess.Popen(["bash", "-ec", f". {self.work}/venv/bin/activate\n{script}"], cwd=self.dir,
+                                env=self.env, stdout=log, stderr=subprocess.STDOUT, text=True,
+                                start_new_session=True)
+        try:
+            wait_for_port(port, proc=proc, timeout=60)
+            yield proc
+        except BaseException:
+            log.seek(0)
+            print(log.read())
+            raise
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGINT)  # uWSGI: SIGINT stops, SIGTERM reloads
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(5)
+            log.seek(0)
+            proc.output = log.read()  # type: ignore[attr-defined]
+            log.close()
+
+
+def clean_env() -> dict[str, str]:
+    """The environment of a new shell: none of this test run's Django, Python path or virtualenv."""
+    env = {k: v for k, v in os.environ.items()
+           if k not in {"DJANGO_SETTINGS_MODULE", "PYTHONPATH", "VIRTUAL_ENV", "WS4REDIS_TEST_OVERRIDES"}}
+    venv_bin = str(Path(sys.executable).parent)
+    env["PATH"] = os.pathsep.join(p for p in env.get("PATH", "").split(os.pathsep) if p != venv_bin)
+    return env
+
+
+@pytest.fixture(scope="module")
+def project() -> Iterator[Project]:
+    """The README's quick start up to (not including) the server: venv, pip install, startproject, settings, page."""
+    work = Path(tempfile.mkdtemp(prefix="ws4redis-first-hour-"))
+    checkout = work / "ws4redis"  # "this repository checked out as ./ws4redis": only what the package is built from
+    checkout.mkdir()
+    for name in ("setup.py", "README.md", "MANIFEST.in"):
+        shutil.copy(ROOT / name, checkout / name)
+    shutil.copytree(ROOT / "ws4redis", checkout / "ws4redis", ignore=shutil.ignore_patterns("__pycache__"))
+    redis = RedisServer()
+    env = clean_env()
+    install = subprocess.run(["bash", "-ec", snippet("readme-install")], cwd=work, env=env, capture_output=True,
+                             text=True, timeout=600)
+    assert install.returncode == 0, install.stdout[-4000:] + install.stderr[-4000:]
+    project = Project(work, work / "mysite", env, redis)
+    with open(project.dir / "mysite" / "settings.py", "a") as settings:
+        settings.write("\n" + snippet("readme-settings", _6379=redis.port))
+    with open(project.dir / "mysite" / "urls.py", "a") as urls:
+        urls.write("\n" + snippet("readme-urls"))
+    (project.dir / "templates").mkdir()
+    (project.dir / "templates" / "chat.html").write_text(snippet("readme-page"))
+    try:
+        yield project
+    finally:
+        redis.stop()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    playwright_sync = pytest.importorskip("playwright.sync_api")
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"no chromium at {CHROMIUM}: apt-get install chromium")
+    with playwright_sync.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync"])
+        yield browser
+        browser.close()
+
+
+class Tab:
+    """A page in its own browser context, with its console and errors recorded."""
+
+    def __init__(self, browser: Any) -> None:
+        self.context = browser.new_context()
+        self.context.set_default_timeout(TIMEOUT_MS)
+        self.page = self.context.new_page()
+        self.console: list[tuple[str, str]] = []
+        self.errors: list[str] = []
+        self.page.on("console", lambda m: self.console.append((m.type, m.text)))
+        self.page.on("pageerror", lambda e: self.errors.append(str(e)))
+
+    def logged(self, text: str, kind: str = "log") -> bool:
+        return any(t == kind and text in m for t, m in self.console)
+
+    def wait_logged(self, text: str, kind: str = "log") -> None:
+        """Wait (on the page's console events, no sleep) until ``text`` was logged."""
+        deadline_ms = TIMEOUT_MS
+        while not self.logged(text, kind):
+            assert not self.errors, self.errors
+            assert deadline_ms > 0, f"{text!r} never logged; console: {self.console}"
+            with contextlib.suppress(Exception):
+                self.page.wait_for_event("console", timeout=min(deadline_ms, 1000))
+            deadline_ms -= 1000
+
+    def login(self, base: str, username: str, password: str) -> None:
+        """Log in through the admin's login form, as the README suggests."""
+        self.page.goto(f"{base}/admin/login/")
+        self.page.fill("#id_username", username)
+        self.page.fill("#id_password", password)
+        with self.page.expect_navigation():
+            self.page.click("input[type=submit]")
+
+    def close(self) -> None:
+        self.context.close()
+
+
+@pytest.fixture(scope="module")
+def site(project: Project) -> Iterator[str]:
+    """The quick start's uWSGI command, as printed (port aside), and a user ``alice`` to log in as."""
+    port = free_port()
+    with project.serve(snippet("readme-run", _8000=port), port):
+        project.sh("DJANGO_SUPERUSER_PASSWORD=pw-alice-1 python manage.py createsuperuser --noinput "
+                   "--username alice --email alice@example.com")
+        yield f"http://127.0.0.1:{port}"
+
+
+@pytest.fixture
+def tabs(browser: Any) -> Iterator[Callable[[], Tab]]:
+    """New tabs, each in its own browser context, closed after the test."""
+    opened: list[Tab] = []
+
+    def new() -> Tab:
+        opened.append(Tab(browser))
+        return opened[-1]
+
+    yield new
+    for tab in opened:
+        tab.close()
+
+
+def console_errors(*tabs: Tab) -> list[str]:
+    """Errors on the pages' consoles, the favicon's 404 aside (startproject has none)."""
+    return [m for tab in tabs for t, m in tab.console if t == "error" and "Failed to load resource" not in m]
+
+
+def test_readme_quick_start_on_uwsgi(project: Project, site: str, tabs: Callable[[], Tab]) -> None:
+    """The quick start as printed: uWSGI serves the page, ws4redis.js (static-map) and the websocket; a publish from
+    ``manage.py shell`` reaches the anonymous page; the logged-in page also gets its user's message, the anonymous
+    one never does."""
+    anonymous, alice = tabs(), tabs()
+    with anonymous.page.expect_response(lambda r: r.url.endswith("/static/ws4redis/ws4redis.js")) as script:
+        anonymous.page.goto(f"{site}/chat/")
+    assert script.value.status == 200
+    alice.login(site, "alice", "pw-alice-1")
+    alice.page.goto(f"{site}/chat/")
+    project.shell(snippet("readme-publish"))
+    anonymous.wait_logged("hello everyone")
+    alice.wait_logged("hello everyone")
+    request = ("from django.contrib.auth import get_user_model\nfrom django.test import RequestFactory\n"
+               "request = RequestFactory().get('/')\n"
+               "request.user = get_user_model().objects.get(username='alice')\n")
+    project.shell(snippet("readme-publish") + request + snippet("readme-publish-view"))
+    alice.wait_logged("str works too")
+    project.shell(snippet("readme-publish").replace("hello everyone", "after alice's"))
+    anonymous.wait_logged("after alice's")
+    assert not anonymous.logged("str works too")
+    assert anonymous.errors == alice.errors == []
+    assert console_errors(anonymous, alice) == []
+
+
+def test_a_refused_page_says_why_on_the_console_and_backs_off(site: str, tabs: Callable[[], Tab]) -> None:
+    """The old README page (``subscribe-user`` for everyone) opened anonymously: every handshake is refused with 403,
+    which the browser hides; the client says why on the console and waits at least half its cap (15 s)."""
+    tab = tabs()
+    tab.page.goto(f"{site}/chat/")
+    tab.page.evaluate("""() => {
+      window.closes = [];
+      const client = WS4Redis({uri: 'ws://' + location.host + '/ws/chat?subscribe-broadcast&subscribe-user'});
+      client.on('close', (info) => window.closes.push(info.delay));
+    }""")
+    tab.wait_logged("closed 3 times without ever opening", "error")
+    (advice,) = [m for t, m in tab.console if t == "error" and "WS4Redis" in m]
+    assert "subscribe-user needs a logged-in user" in advice
+    assert tab.page.evaluate("() => window.closes.length") == 3
+    assert tab.page.evaluate("() => window.closes[2]") >= 15_000
