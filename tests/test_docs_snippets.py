@@ -142,8 +142,17 @@ def project() -> Iterator[Project]:
         settings.write("\n" + snippet("readme-settings", _6379=redis.port))
     with open(project.dir / "mysite" / "urls.py", "a") as urls:
         urls.write("\n" + snippet("readme-urls"))
-    (project.dir / "templates").mkdir()
-    (project.dir / "templates" / "chat.html").write_text(snippet("readme-page"))
+    templates = project.dir / "templates"
+    templates.mkdir()
+    (templates / "chat.html").write_text(snippet("readme-page"))
+    # Pages for docs/client.md's snippets (the test's own glue: the page functions the snippets name).
+    (templates / "legacy.html").write_text(snippet("client-loading") + snippet("client-legacy"))
+    (templates / "modern.html").write_text(
+        "<script>function show(data) { console.log('show', data); }\nfunction banner(text) {}\n"
+        "function reloadFromServer() {}</script>\n" + snippet("client-modern"))
+    with open(project.dir / "mysite" / "urls.py", "a") as urls:
+        urls.write('\nurlpatterns += [path("legacy/", TemplateView.as_view(template_name="legacy.html")),\n'
+                   '                path("modern/", TemplateView.as_view(template_name="modern.html"))]\n')
     try:
         yield project
     finally:
@@ -270,3 +279,40 @@ def test_a_refused_page_says_why_on_the_console_and_backs_off(site: str, tabs: C
     assert "subscribe-user needs a logged-in user" in advice
     assert tab.page.evaluate("() => window.closes.length") == 3
     assert tab.page.evaluate("() => window.closes[2]") >= 15_000
+
+
+def publish(project: Project, facility: str, text: str) -> None:
+    """A broadcast published from ``manage.py shell``: the README's publish snippet on another facility and text."""
+    code = snippet("readme-publish")
+    assert 'facility="chat"' in code and '"hello everyone"' in code
+    project.shell(code.replace('facility="chat"', f"facility={facility!r}").replace('"hello everyone"', repr(text)))
+
+
+def test_client_md_original_api_page(project: Project, site: str, tabs: Callable[[], Tab]) -> None:
+    """docs/client.md's loading block and original-API page, logged in: ``send_message`` right after ``WS4Redis()``
+    is sent once open (its echo comes back), a server publish arrives, then the listed methods close it for good."""
+    tab = tabs()
+    tab.login(site, "alice", "pw-alice-1")
+    tab.page.goto(f"{site}/legacy/")
+    tab.wait_logged("received A message")
+    publish(project, "foobar", "from the server")
+    tab.wait_logged("received from the server")
+    tab.page.evaluate("() => {\n" + snippet("client-legacy-methods") + "\n}")
+    tab.wait_logged("disconnected 1000")
+    assert tab.page.evaluate("() => ws4redis.is_closing() || ws4redis.is_closed()")
+    assert [m for t, m in tab.console if t == "log"][:3] == ["connecting", "connected", "received A message"]
+    assert tab.errors == [] and console_errors(tab) == []
+
+
+def test_client_md_modern_module_runs_to_the_end(project: Project, site: str, tabs: Callable[[], Tab]) -> None:
+    """docs/client.md's modern snippet as a module, for a logged-in user in no group: it goes through every line
+    (``subscribe('group')`` included) to the reconnect to ``news`` and ``close()``, and a published message reaches
+    ``show``."""
+    publish(project, "chat", "kept for the modern page")  # kept (WS4REDIS_EXPIRE): sent to the page at connect
+    tab = tabs()
+    tab.login(site, "alice", "pw-alice-1")
+    with tab.page.expect_websocket(lambda ws: "/ws/news" in ws.url) as news:
+        tab.page.goto(f"{site}/modern/")
+    news.value.wait_for_event("close")
+    tab.wait_logged("show kept for the modern page")
+    assert tab.errors == [] and console_errors(tab) == []
