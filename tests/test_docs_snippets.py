@@ -316,3 +316,36 @@ def test_client_md_modern_module_runs_to_the_end(project: Project, site: str, ta
     news.value.wait_for_event("close")
     tab.wait_logged("show kept for the modern page")
     assert tab.errors == [] and console_errors(tab) == []
+
+
+def receive_published(project: Project, port: int, facility: str) -> None:
+    """A websocket client on ``port`` gets a broadcast published from ``manage.py shell``."""
+    import websocket
+
+    ws = websocket.create_connection(f"ws://127.0.0.1:{port}/ws/{facility}?subscribe-broadcast", timeout=10)
+    try:
+        publish(project, facility, f"to {facility} on {port}")
+        assert ws.recv() == f"to {facility} on {port}"
+    finally:
+        ws.close()
+
+
+def test_servers_md_runserver_serves_pages_static_files_and_websockets(project: Project, site: str) -> None:
+    """docs/servers.md's runserver line in the README's project: its banner as printed, ws4redis.js, a websocket."""
+    import urllib.request
+
+    port = free_port()
+    server = project.serve(snippet("servers-runserver", _8000=port), port)
+    with server as proc:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/static/ws4redis/ws4redis.js", timeout=10) as response:
+            assert b"WS4Redis" in response.read()
+        receive_published(project, port, "runserver")
+    banner = snippet("servers-runserver-banner", _8000=port).strip()
+    assert banner in proc.output.splitlines(), proc.output  # type: ignore[attr-defined]  (the whole line)
+
+
+def test_servers_md_runwebsocket(project: Project, site: str) -> None:
+    port = free_port()
+    with project.serve(snippet("servers-runwebsocket", _8001=port), port) as proc:
+        receive_published(project, port, "split")
+    assert "Traceback" not in proc.output  # type: ignore[attr-defined]

@@ -220,7 +220,8 @@
       "ws4redis' (put \"ws4redis\" before \"django.contrib.staticfiles\" in INSTALLED_APPS) (404)");
     causes.push('the server is not running or not reachable');
     return 'WS4Redis: ' + url + ' closed ' + attempts + ' times without ever opening: the server refused the ' +
-      'handshake or cannot be reached (the browser hides the HTTP status: see the Network tab). Likely causes:\n - ' +
+      'handshake or cannot be reached (scripts cannot read the HTTP status: the browser\'s own console line or ' +
+      'its Network tab shows it). Likely causes:\n - ' +
       causes.join('\n - ') + '\nRetrying every ~' + Math.round(delay / 1000) + ' s.';
   }
 
