@@ -79,3 +79,31 @@ def test_a_hook_that_allows_nothing_is_named_in_the_refusal(uwsgi_factory: Any, 
     answer = json.loads(ws.recv())
     assert answer["type"] == "error"
     assert answer["reason"] == "WS4REDIS_ALLOWED_CHANNELS allows none of subscribe-user on 'b'"
+
+
+def test_idle_websockets_hold_no_gevent_core(uwsgi_factory: Any) -> None:
+    """docs/deployment.md: ``gevent = N`` bounds concurrent requests, not open websockets (an idle one holds no
+    greenlet): five times more sockets than cores open, all get a publish, and a page is still answered."""
+    import urllib.error
+    import urllib.request
+
+    server = uwsgi_factory(gevent=4)
+    sockets = [connect(server, "/ws/cores?subscribe-broadcast") for _ in range(20)]
+    RedisPublisher(facility="cores", broadcast=True).publish_message("to all twenty")
+    assert [ws.recv() for ws in sockets] == ["to all twenty"] * 20
+    with pytest.raises(urllib.error.HTTPError) as page:  # the test project has no page at /: Django's 404
+        urllib.request.urlopen(f"http://127.0.0.1:{server.port}/no-such-page", timeout=5)
+    page.value.close()
+    assert page.value.code == 404
+
+
+def test_nginx_comment_says_what_its_map_does() -> None:
+    """nginx/ws4redis.conf: the comment above the Connection map names the value the map sets for plain requests."""
+    from tests.servers import ROOT
+
+    text = (ROOT / "nginx" / "ws4redis.conf").read_text()
+    comment, _, rest = text.partition("map $http_upgrade $ws4redis_connection {")
+    plain = rest.split("''", 1)[1].split(";", 1)[0].strip()
+    last_comment = comment.strip().split("\n\n")[-1]
+    assert plain == "close"
+    assert "close otherwise" in last_comment and "keep-alive" not in last_comment
