@@ -349,3 +349,19 @@ def test_servers_md_runwebsocket(project: Project, site: str) -> None:
     with project.serve(snippet("servers-runwebsocket", _8001=port), port) as proc:
         receive_published(project, port, "split")
     assert "Traceback" not in proc.output  # type: ignore[attr-defined]
+
+
+def test_servers_md_testing_kit_example(project: Project) -> None:
+    """docs/servers.md's test module, run by pytest-django in the README's project, with the ``/orders/`` view it
+    names (the test's glue: a view publishing "order received" to its caller)."""
+    project.sh(snippet("servers-testing-kit-install"))
+    (project.dir / "pytest.ini").write_text("[pytest]\nDJANGO_SETTINGS_MODULE = mysite.settings\n")
+    with open(project.dir / "mysite" / "urls.py", "a") as urls:
+        urls.write(
+            "\nfrom django.http import HttpResponse\nfrom ws4redis.publisher import RedisPublisher\n"
+            "from ws4redis.redis_store import SELF\n\n\ndef orders(request):\n"
+            "    RedisPublisher(facility='orders', users=[SELF], request=request).publish_message('order received')\n"
+            "    return HttpResponse('received')\n\n\nurlpatterns += [path('orders/', orders)]\n")
+    (project.dir / "test_notifications.py").write_text(snippet("servers-testing-kit"))
+    output = project.sh("python -m pytest -q -p no:cacheprovider test_notifications.py", timeout=180)
+    assert "3 passed" in output, output
