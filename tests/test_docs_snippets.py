@@ -20,6 +20,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import textwrap
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,8 +31,9 @@ import pytest
 from tests.servers import ROOT, RedisServer, free_port, wait_for_port
 
 DOCS = ["README.md", "docs/client.md", "docs/servers.md", "docs/migration.md"]
-FENCE = re.compile(r"^```.*?$\n(.*?)^```$", re.S | re.M)
-MARKED = re.compile(r"<!-- doc-(test: ([\w-]+)|untested: [^>]+) -->\n```[\w-]*\n(.*?)^```$", re.S | re.M)
+FENCE = re.compile(r"^(?P<indent> *)```.*?$\n(?P<body>.*?)^(?P=indent)```$", re.S | re.M)
+MARKED = re.compile(r"<!-- doc-(?:test: (?P<name>[\w-]+)|untested: [^>]+) -->\n"
+                    r"(?P<indent> *)```[\w-]*\n(?P<body>.*?)^(?P=indent)```$", re.S | re.M)
 CHROMIUM = os.environ.get("WS4REDIS_CHROMIUM", "/usr/bin/chromium")
 TIMEOUT_MS = 15_000
 
@@ -41,9 +43,10 @@ def snippets() -> dict[str, str]:
     found: dict[str, str] = {}
     for doc in DOCS:
         for match in MARKED.finditer((ROOT / doc).read_text()):
-            if match.group(2):
-                assert match.group(2) not in found, f"two snippets named {match.group(2)}"
-                found[match.group(2)] = match.group(3)
+            name = match.group("name")
+            if name:
+                assert name not in found, f"two snippets named {name}"
+                found[name] = textwrap.dedent(match.group("body"))  # a block inside a list item is indented
     return found
 
 
@@ -365,3 +368,32 @@ def test_servers_md_testing_kit_example(project: Project) -> None:
     (project.dir / "test_notifications.py").write_text(snippet("servers-testing-kit"))
     output = project.sh("python -m pytest -q -p no:cacheprovider test_notifications.py", timeout=180)
     assert "3 passed" in output, output
+
+
+def test_migration_md_settings_of_a_06_project_keep_their_meaning(project: Project) -> None:
+    """docs/migration.md's 0.6 settings on the README's project: the dict connection, the prefix and expiry of kept
+    messages, the heartbeat echoed on the legacy protocol."""
+    import websocket
+
+    (project.dir / "mysite" / "settings_06.py").write_text(
+        "from .settings import *  # noqa\n" + snippet("migration-settings", _6379=project.redis.port))
+    use = "export DJANGO_SETTINGS_MODULE=mysite.settings_06\n"
+    project.sh(use + "python manage.py check")
+    port = free_port()
+    with project.serve(use + f"python manage.py runwebsocket --bind 127.0.0.1:{port}", port):
+        ws = websocket.create_connection(f"ws://127.0.0.1:{port}/ws/migrated?subscribe-broadcast", timeout=10)
+        try:
+            ws.send("--heartbeat--")
+            assert ws.recv() == "--heartbeat--"
+            project.sh(use + "python manage.py shell", input=(
+                "from ws4redis.publisher import RedisPublisher\n"
+                "RedisPublisher(facility='migrated', broadcast=True).publish_message('kept in ws:')\n"))
+            assert ws.recv() == "kept in ws:"
+        finally:
+            ws.close()
+    redis = project.redis.client()
+    try:
+        assert redis.get("ws:broadcast:migrated") == b"kept in ws:"
+        assert 7000 < redis.ttl("ws:broadcast:migrated") <= 7200
+    finally:
+        redis.close()
