@@ -10,6 +10,7 @@ import json
 from typing import Any
 
 import pytest
+import websocket
 from django.core import checks
 from django.test import Client, override_settings
 
@@ -44,8 +45,9 @@ def test_staticfiles_runserver_prints_the_fix_at_start(redis_server: Any, transa
     """The runserver that runs is staticfiles' (no websockets): its start-up checks name the fix."""
     server = RunserverProcess(overrides={"INSTALLED_APPS": APPS_AFTER, "DEBUG": True, "STATIC_URL": "/static/"})
     try:
-        with pytest.raises(Exception):  # noqa: B017, PT011  Django's 404 page, not a websocket
+        with pytest.raises(websocket.WebSocketBadStatusException) as refused:  # Django's 404 page, no websocket
             connect(server, "/ws/chat?subscribe-broadcast")  # type: ignore[arg-type]
+        assert refused.value.status_code == 404
     finally:
         server.stop()
     assert "ws4redis.W001" in server.output()
