@@ -71,7 +71,8 @@ def test_every_block_of_the_tested_docs_is_run_or_says_why_not() -> None:
 
 @dataclass
 class Project:
-    """The fresh project: its directory, the shell prefix activating its venv, its Redis."""
+    """The fresh project: the working directory (``venv``, ``ws4redis``, ``mysite``), the project's directory, the
+    environment of a new shell, and the Redis its settings point at."""
 
     work: Path
     dir: Path
@@ -93,8 +94,9 @@ class Project:
     @contextlib.contextmanager
     def serve(self, script: str, port: int) -> Iterator[Served]:
         """Run a long-running ``script`` (its own process group, stopped by its id) until it listens on ``port``."""
-        served = Served(Path(tempfile.mkstemp(prefix="ws4redis-served-", suffix=".log", dir=self.work)[1]))
-        with open(served.log, "w") as log:
+        fd, path = tempfile.mkstemp(prefix="ws4redis-served-", suffix=".log", dir=self.work)
+        served = Served(Path(path))
+        with os.fdopen(fd, "w") as log:
             proc = subprocess.Popen(["bash", "-ec", f". {self.work}/venv/bin/activate\n{script}"], cwd=self.dir,
                                     env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         try:
@@ -151,6 +153,15 @@ def project() -> Iterator[Project]:
         shutil.copy(ROOT / name, checkout / name)
     shutil.copytree(ROOT / "ws4redis", checkout / "ws4redis", ignore=shutil.ignore_patterns("__pycache__"))
     redis = RedisServer()
+    try:
+        yield quick_start(work, redis)
+    finally:
+        redis.stop()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def quick_start(work: Path, redis: RedisServer) -> Project:
+    """Install and configure as the README says; add the pages of docs/client.md's snippets."""
     env = clean_env()
     install = subprocess.run(["bash", "-ec", snippet("readme-install")], cwd=work, env=env, capture_output=True,
                              text=True, timeout=600)
@@ -171,11 +182,7 @@ def project() -> Iterator[Project]:
     with open(project.dir / "mysite" / "urls.py", "a") as urls:
         urls.write('\nurlpatterns += [path("legacy/", TemplateView.as_view(template_name="legacy.html")),\n'
                    '                path("modern/", TemplateView.as_view(template_name="modern.html"))]\n')
-    try:
-        yield project
-    finally:
-        redis.stop()
-        shutil.rmtree(work, ignore_errors=True)
+    return project
 
 
 @pytest.fixture(scope="module")
