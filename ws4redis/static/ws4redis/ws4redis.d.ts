@@ -172,6 +172,12 @@ export interface WS4RedisConstructor {
   chooseProtocol(options: Options): 'ws4redis.v2' | 'legacy';
   buildUrl(options: Options, location?: { protocol: string; host: string }): string;
   streamKey(message: Pick<Message, 'channel' | 'audience' | 'group'>): string;
+  /** The console message of a page whose sockets keep closing before they open (likely causes from the URL). */
+  refusalAdvice(url: string, attempts: number, delay: number): string;
+  /** send_message() calls kept before the socket opens (more are dropped with a warning). */
+  readonly OUTBOX_LIMIT: number;
+  /** Consecutive never-opened attempts after which a page that never connected is told why and backs off. */
+  readonly REFUSED_AFTER: number;
 }
 
 export declare const WS4Redis: WS4RedisConstructor;
