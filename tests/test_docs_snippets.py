@@ -61,12 +61,14 @@ def snippet(name: str, **ports: int) -> str:
 
 
 def test_every_block_of_the_tested_docs_is_run_or_says_why_not() -> None:
+    unmarked = []
     for doc in DOCS:
         text = (ROOT / doc).read_text()
-        fences = len(FENCE.findall(text))
-        marked = len(MARKED.findall(text))
-        assert fences == marked, f"{doc}: {fences - marked} fenced block(s) without <!-- doc-test: name --> " \
-                                 "or <!-- doc-untested: why --> right above"
+        marked = {m.start("indent") for m in MARKED.finditer(text)}
+        unmarked += [f"{doc}:{text.count(chr(10), 0, m.start()) + 1}" for m in FENCE.finditer(text)
+                     if m.start() not in marked]
+    assert not unmarked, "fenced blocks without <!-- doc-test: name --> (run by this module) or " \
+                         f"<!-- doc-untested: why --> on the line above: {', '.join(unmarked)}"
 
 
 @dataclass
