@@ -26,6 +26,7 @@ setup(
         "gevent>=24.2",
         "wsproto>=1.2",  # every transport, uWSGI's included, carries the websocket with wsproto
         "prometheus-client>=0.17",
+        "wsproto>=1.2",
     ],
     extras_require={
         "uwsgi": ["uwsgi>=2.0.20"],

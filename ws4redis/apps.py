@@ -31,6 +31,7 @@ class Ws4RedisConfig(AppConfig):
 
     def ready(self) -> None:
         user_logged_in.connect(store_groups_in_session, dispatch_uid="ws4redis.store_groups_in_session")
+        from ws4redis import install_checks  # noqa: F401  (registers its system checks)
         from ws4redis.revocation import connect_receivers
 
         connect_receivers()

@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import Any
 
 from ws4redis import settings
-from ws4redis.audience import AUDIENCES, Subscription, subscription_channels, validate_facility
+from ws4redis.audience import AUDIENCES, Subscription, self_groups, subscription_channels, validate_facility
 from ws4redis.exceptions import ChannelRefused
 
 __all__ = ["authorise_subscribe", "channels_to_drop"]
@@ -44,14 +44,18 @@ def authorise_subscribe(
     if not wanted.subscribe:
         raise ChannelRefused("subscribe needs at least one audience")
     granted = _authorise(request, wanted)  # may narrow (WS4REDIS_ALLOWED_CHANNELS) or raise ChannelRefused
+    if not granted.subscribe:
+        asked = ", ".join(f"subscribe-{a}" for a in sorted(wanted.subscribe))
+        raise ChannelRefused(f"WS4REDIS_ALLOWED_CHANNELS allows none of {asked} on {facility!r}")
     channels = subscription_channels(granted, prefix=settings.get("WS4REDIS_PREFIX"), request=request, publish=False)
-    if not channels:
-        raise ChannelRefused(f"no channel of {facility!r} is allowed")
+    # As at connect, a user in no group may ask for ``group`` and gets no channel (group names are cached in the
+    # session at login): not a refusal; the answer names only the audiences that listen to something.
+    listened = frozenset(a for a in granted.subscribe if a != "group" or self_groups(request))
     if "WS4REDIS_MAX_SUBSCRIPTIONS" in settings.DEFAULTS:
         limit = settings.get("WS4REDIS_MAX_SUBSCRIPTIONS")
         if limit is not None and listening + len(channels) > int(limit):
             raise ChannelRefused(f"at most {limit} channels per socket (WS4REDIS_MAX_SUBSCRIPTIONS)")
-    return granted.subscribe, channels
+    return listened, channels
 
 
 def channels_to_drop(request: Any, facility: str, audiences: tuple[str, ...]) -> list[str]:

@@ -35,8 +35,8 @@ INSTALLED_APPS = [
     "django.contrib.contenttypes",
     "django.contrib.auth",
     "django.contrib.sessions",
+    "ws4redis",  # before staticfiles: `manage.py runserver` is then ws4redis' (websockets), see ws4redis.W001
     "django.contrib.staticfiles",
-    "ws4redis",
     "chatserver",
 ]
 MIDDLEWARE = [

@@ -7,7 +7,8 @@ banner are Django's. The serving process is monkey-patched for gevent before the
 so that "thread" (a greenlet then) and the reloader's sleep share one gevent loop.
 
 ``ws4redis`` must come before ``django.contrib.staticfiles`` in ``INSTALLED_APPS``: Django takes a command from the
-first app that has it.
+first app that has it. In the other order this module never runs, so the warning lives in a system check
+(``ws4redis.install_checks``, W001), which staticfiles' runserver prints at start.
 """
 
 from __future__ import annotations

@@ -151,6 +151,8 @@ export interface WS4RedisClient {
   close(code?: number, reason?: string): void;
 
   // the original API
+  /** Never throws: before the socket opens (or while it reconnects) up to 100 messages wait and go out in order at
+   *  open; more, or any after close(), are dropped with a console warning. */
   send_message(message: string | ArrayBuffer | Blob): void;
   get_state(): 0 | 1 | 2 | 3;
   is_connecting(): boolean;
@@ -170,6 +172,12 @@ export interface WS4RedisConstructor {
   chooseProtocol(options: Options): 'ws4redis.v2' | 'legacy';
   buildUrl(options: Options, location?: { protocol: string; host: string }): string;
   streamKey(message: Pick<Message, 'channel' | 'audience' | 'group'>): string;
+  /** The console message of a page whose sockets keep closing before they open (likely causes from the URL). */
+  refusalAdvice(url: string, attempts: number, delay: number): string;
+  /** send_message() calls kept before the socket opens (more are dropped with a warning). */
+  readonly OUTBOX_LIMIT: number;
+  /** Consecutive never-opened attempts after which a page that never connected is told why and backs off. */
+  readonly REFUSED_AFTER: number;
 }
 
 export declare const WS4Redis: WS4RedisConstructor;

@@ -34,6 +34,10 @@
   var EVENTS = ['open', 'close', 'message', 'stale', 'fresh', 'recovered', 'pong', 'welcome', 'shutdown', 'revoked',
     'error', 'state', 'presence', 'subscription'];
   var CONNECTING = 0, OPEN = 1, CLOSING = 2, CLOSED = 3;
+  // send_message() before the socket opens: kept (in order) up to this many, then dropped with a console warning.
+  var OUTBOX_LIMIT = 100;
+  // A page whose sockets close this many times in a row without ever opening is told why, and backs off to the cap.
+  var REFUSED_AFTER = 3;
 
   // ---------------------------------------------------------------------------------------------------------------
   // Pure parts (no sockets, no timers): exported as WS4Redis.Backoff, .HeartbeatMonitor, .parseFrame, ... for tests.
@@ -198,6 +202,29 @@
     }
   };
 
+  /**
+   * What a developer is told when every attempt closes before opening. Browsers hide the handshake's HTTP status
+   * (403, 404...) from scripts: all a page sees is a close with code 1006, so the likely causes are derived from the
+   * URL itself.
+   */
+  function refusalAdvice(url, attempts, delay) {
+    var query = String(url).split('?')[1] || '';
+    var flags = query.split('&').filter(function (f) { return /^(subscribe-(user|group|session)|publish-)/.test(f); });
+    var causes = [];
+    if (flags.length) {
+      causes.push(flags.join(', ') + ' needs a logged-in user under the default policy (WS4REDIS_POLICY ' +
+        "'strict'): log the visitor in, or ask only for subscribe-broadcast");
+    }
+    causes.push("the page's origin is not in ALLOWED_HOSTS / WS4REDIS_ALLOWED_ORIGINS (403)");
+    causes.push('no websocket server at this URL: WEBSOCKET_URL differs, or `manage.py runserver` is not ' +
+      "ws4redis' (put \"ws4redis\" before \"django.contrib.staticfiles\" in INSTALLED_APPS) (404)");
+    causes.push('the server is not running or not reachable');
+    return 'WS4Redis: ' + url + ' closed ' + attempts + ' times without ever opening: the server refused the ' +
+      'handshake or cannot be reached (scripts cannot read the HTTP status: the browser\'s own console line or ' +
+      'its Network tab shows it). Likely causes:\n - ' +
+      causes.join('\n - ') + '\nRetrying every ~' + Math.round(delay / 1000) + ' s.';
+  }
+
   function positive(value, fallback) {
     return typeof value === 'number' && value > 0 && isFinite(value) ? value : fallback;
   }
@@ -235,6 +262,9 @@
     this._reconnectTimer = null;
     this._stopped = false;
     this._everOpened = false;
+    this._unopened = 0;  // consecutive attempts that closed before opening (a refused handshake looks like this)
+    this._outbox = [];  // send_message() calls made before the socket opened, sent in order at open
+    this._dropped = 0;  // send_message() calls dropped because the outbox was full or the client closed
     this._waiters = [];
     this._pending = [];  // in-band subscribe/unsubscribe requests waiting for the server's answer
     this._facilities = {};  // facility -> audiences added with addFacility, asked for again after each reconnect
@@ -362,13 +392,34 @@
 
   // -- the original API -------------------------------------------------------------------------------------------
 
+  /**
+   * Send as the original did (raw on the legacy protocol, a publish envelope on v2). Never throws: called before
+   * the socket is open (typically right after `WS4Redis(...)`) or while it reconnects, the message is kept and sent
+   * in order once it opens, up to OUTBOX_LIMIT messages; beyond that, or after `close()`, it is dropped with a
+   * console warning.
+   */
   proto.send_message = function (message) {
-    // The original sent raw; in v2 the same call becomes a publish envelope.
-    if (!this._ws) throw new Error('WS4Redis: not connected');
-    if (this.protocol === V2) {
-      if (!this.send(message)) throw new Error('WS4Redis: not connected');
+    if (this._ws && this._socket && this._ws.readyState === OPEN) {
+      this._sendNow(this._ws, message);
+    } else if (this._stopped) {
+      this._dropMessage('the client is closed');
+    } else if (this._outbox.length >= OUTBOX_LIMIT) {
+      this._dropMessage(OUTBOX_LIMIT + ' messages already wait for the socket to open');
     } else {
-      this._ws.send(message);
+      this._outbox.push(message);
+    }
+  };
+
+  proto._sendNow = function (ws, message) {
+    if (this.protocol === V2) this.send(message);
+    else ws.send(message);
+  };
+
+  proto._dropMessage = function (why, count) {
+    this._dropped += count || 1;
+    if (typeof console !== 'undefined') {
+      console.warn('WS4Redis: send_message dropped ' + (count || 1) + ' message(s) (' + this._dropped +
+        ' so far): ' + why);
     }
   };
 
@@ -392,6 +443,9 @@
     }
     this._setState('closed');
     this._rejectWaiters(new Error('WS4Redis: closed'));
+    var unsent = this._outbox.length;
+    this._outbox = [];
+    if (unsent) this._dropMessage('close() came before the socket opened', unsent);
   };
 
   // -- internals --------------------------------------------------------------------------------------------------
@@ -543,7 +597,9 @@
     var self = this;
     clearTimeout(socket.connectTimer);
     var reconnect = this._everOpened;
+    socket.opened = true;
     this._everOpened = true;
+    this._unopened = 0;
     socket.healthy = setTimeout(function () { if (self._socket === socket) self._backoff.reset(); }, this._healthyAfter);
     if (this._heartbeats) {
       socket.monitor = new HeartbeatMonitor(this._monitorOptions);
@@ -558,6 +614,9 @@
     var waiters = this._waiters;
     this._waiters = [];
     waiters.forEach(function (w) { w.resolve(self); });
+    var outbox = this._outbox;
+    this._outbox = [];
+    for (var i = 0; i < outbox.length && this._socket === socket; i++) this._sendNow(socket.ws, outbox[i]);
     this._callback('connected');
     this._emit('open', { reconnect: reconnect, protocol: this.protocol, url: this.url });
   };
@@ -673,6 +732,7 @@
     clearTimeout(socket.healthy);
     clearInterval(socket.heartbeat);
     var ws = socket.ws;
+    var neverOpened = !socket.opened;
     ws.onopen = ws.onmessage = ws.onclose = ws.onerror = null;
     if (ws.readyState === CONNECTING || ws.readyState === OPEN) {
       try {
@@ -680,18 +740,36 @@
       } catch (e) { /* already closing */ }
     }
     this._callback('disconnected', evt);
+    if (neverOpened && reconnect) this._unopened += 1;
     if (reconnect && !this._stopped) {
-      this._scheduleReconnect(evt, delay);
+      this._scheduleReconnect(evt, delay, !this._everOpened && this._unopened >= REFUSED_AFTER);
     } else {
       this._emit('close', { code: evt.code, reason: evt.reason, wasClean: !!evt.wasClean, willReconnect: false });
     }
   };
 
-  proto._scheduleReconnect = function (evt, delay) {
+  /**
+   * This page has never had an open socket and its attempts keep closing before opening: most likely the server
+   * refuses the handshake (403/404), which no retry will change. Say why once per streak, on the console, and wait
+   * between half the backoff's cap and the cap instead of hammering the server.
+   */
+  proto._refused = function () {
+    var cap = this._backoff.cap;
+    var delay = cap / 2 + this._random() * cap / 2;
+    if (this._unopened === REFUSED_AFTER && typeof console !== 'undefined') {
+      console.error(refusalAdvice(this.url, this._unopened, cap));
+    }
+    return delay;
+  };
+
+  proto._scheduleReconnect = function (evt, delay, refused) {
     var self = this;
     var ceiling = this._backoff.ceiling();
     var attempt = this._backoff.attempt;
-    if (delay === undefined) delay = this._backoff.next();
+    if (delay === undefined) {
+      delay = this._backoff.next();  // the window keeps widening even when refused: a success starts it over
+      if (refused) delay = this._refused();
+    }
     this._setState('reconnecting');
     this._emit('close', { code: evt.code, reason: evt.reason, wasClean: !!evt.wasClean, willReconnect: true,
       delay: delay, attempt: attempt, ceiling: ceiling });
@@ -714,6 +792,9 @@
   WS4Redis.buildUrl = buildUrl;
   WS4Redis.parseFrame = parseFrame;
   WS4Redis.streamKey = streamKey;
+  WS4Redis.refusalAdvice = refusalAdvice;
+  WS4Redis.OUTBOX_LIMIT = OUTBOX_LIMIT;
+  WS4Redis.REFUSED_AFTER = REFUSED_AFTER;
   WS4Redis.envelopes = envelopes;
   WS4Redis.CONNECTING = CONNECTING;
   WS4Redis.OPEN = OPEN;
