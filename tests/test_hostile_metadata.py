@@ -215,3 +215,38 @@ def test_binary_published_by_a_client_comes_back_binary(any_server: Any, people:
     v2_sender.send_binary(b'{"type":"ping"}')  # a binary frame is a payload, even one that reads like an envelope
     assert legacy.recv_data() == (BINARY, b'{"type":"ping"}')
     assert listener.recv_data() == (BINARY, b'{"type":"ping"}')
+
+
+# -- the hub's reader: bad records are counted, logged once per interval, skipped ------------------------------------
+class _Recorder:
+    """A listener that keeps what the hub delivers to it."""
+
+    def __init__(self) -> None:
+        self.deliveries: list[Any] = []
+
+    def deliver(self, delivery: Any) -> None:
+        self.deliveries.append(delivery)
+
+
+def test_the_hub_counts_bad_records_logs_them_once_and_delivers_the_rest(caplog: pytest.LogCaptureFixture) -> None:
+    from prometheus_client import REGISTRY
+
+    from ws4redis.hub import Hub
+
+    def bad() -> float:
+        return REGISTRY.get_sample_value("ws4redis_bad_records_total", {"reason": "malformed id"}) or 0.0
+
+    hub = Hub()  # never started: _dispatch is what the reader calls for each message
+    listener = _Recorder()
+    hub._listeners["c"] = {listener}  # type: ignore[dict-item]
+    before = bad()
+    with caplog.at_level("WARNING", logger="ws4redis.hub"):
+        for _ in range(50):
+            hub._dispatch("c", wire.head(text=True) + "²-0\nx".encode())
+        hub._dispatch("c", wire.encode(b"ok", text=False))
+        hub._dispatch("c", OLD_EVENT + FORGED_EVENT)  # raw: delivered as is, not an event
+    assert bad() - before == 50
+    assert len([r for r in caplog.records if "cannot parse" in r.getMessage()]) == 1
+    assert [(d.data, d.text, d.id, d.event) for d in listener.deliveries] == [
+        (b"ok", False, None, False), (OLD_EVENT + FORGED_EVENT, False, None, False)
+    ]
