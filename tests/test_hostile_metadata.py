@@ -250,3 +250,21 @@ def test_the_hub_counts_bad_records_logs_them_once_and_delivers_the_rest(caplog:
     assert [(d.data, d.text, d.id, d.event) for d in listener.deliveries] == [
         (b"ok", False, None, False), (OLD_EVENT + FORGED_EVENT, False, None, False)
     ]
+
+
+def test_publish_pipeline_never_marks_bytes_that_are_not_utf8_as_text(redis_server: RedisServer) -> None:
+    """A hook may turn a client's text into any bytes: they go out binary instead of being skipped by every hub."""
+    from ws4redis.redis_store import publish_pipeline
+
+    client = redis_server.client()
+    pubsub = client.pubsub()
+    pubsub.subscribe("test:broadcast:hooked")
+    assert pubsub.get_message(timeout=5)["type"] == "subscribe"
+    pipe = client.pipeline(transaction=False)
+    publish_pipeline(pipe, ["test:broadcast:hooked"], b"\xff", 0, text=True)
+    publish_pipeline(pipe, ["test:broadcast:hooked"], b"fine", 0, text=False)
+    pipe.execute()
+    records = [wire.decode(pubsub.get_message(timeout=5)["data"]) for _ in range(2)]
+    assert records == [wire.Record(b"\xff", False, None, False), wire.Record(b"fine", False, None, False)]
+    pubsub.close()
+    client.close()

@@ -482,8 +482,8 @@ class Connection:
                 self._send(*incoming.reply)
             if incoming.publish is not None:
                 hooked = self._message_hook(incoming.publish)
-                if hooked is not None:  # the client's frame type, unless a hook's new bytes cannot be text
-                    self._client_publish(hooked, incoming.text and (hooked is incoming.publish or is_text(hooked)))
+                if hooked is not None:  # in the client's frame type (binary if a hook's bytes cannot be text)
+                    self._client_publish(hooked, incoming.text)
             if incoming.change is not None:
                 self._change_subscription(incoming.change)
 

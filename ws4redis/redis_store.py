@@ -146,10 +146,11 @@ def publish_pipeline(
     the pipeline, its first being the PUBLISH count, so callers can pick the counts out of ``execute()``.
 
     What goes out on pub/sub is ``message`` in ws4redis' envelope (``ws4redis.wire``): sent to websockets as a text
-    frame when ``text``, else binary; ``None`` decides by content (text when valid UTF-8, as django-websocket-redis
-    did). The kept message is the payload alone, as the original kept it.
+    frame when ``text`` (and valid UTF-8: bytes that are not go out binary rather than be skipped by every hub),
+    else binary; ``None`` decides by content, as django-websocket-redis did. The kept message is the payload alone, as
+    the original kept it.
     """
-    if text is None:
+    if text is not False:
         text = wire.is_text(message)
     steps: list[int] = []
     sharded = isinstance(pipe, redis.cluster.ClusterPipeline)
