@@ -14,8 +14,8 @@ from django.test import override_settings
 from tests.conftest import People, connect
 from tests.servers import RedisServer, UwsgiServer
 from tests.test_websocket import redis_clients_of, wait_until
-from ws4redis import history
-from ws4redis.history import ID_MARK, ZERO, recoverable, unwrap
+from ws4redis import history, wire
+from ws4redis.history import ZERO, recoverable
 from ws4redis.publisher import RedisPublisher
 
 HISTORY = {
@@ -27,14 +27,6 @@ OVERRIDES: dict[str, Any] = {"WS4REDIS_HISTORY": HISTORY}
 
 
 # -- pure -----------------------------------------------------------------------------------------------------------
-def test_unwrap_strips_the_id_prefix_and_leaves_anything_else_alone() -> None:
-    assert unwrap(ID_MARK + b"17-3\npayload") == (b"payload", "17-3", False)
-    assert unwrap(ID_MARK + b"17-3\n") == (b"", "17-3", False)
-    assert unwrap(b"plain text") == (b"plain text", None, False)
-    assert unwrap(b"\x00\xffsomething binary") == (b"\x00\xffsomething binary", None, False)
-    assert unwrap(ID_MARK + b"not-an-id\npayload")[1] is None  # not written by ws4redis: passed through untouched
-
-
 @pytest.mark.parametrize(
     ("since", "exists", "first", "max_deleted", "expected"),
     [
@@ -72,10 +64,10 @@ def test_publish_keeps_history_and_the_original_kept_message(redis_server: Redis
     publisher = RedisPublisher(facility="numbers", broadcast=True)
     assert publisher.publish_message("one") == 1
     raw = pubsub.get_message(timeout=5)["data"]
-    payload, message_id, _ = unwrap(raw)
-    assert payload == b"one"
+    record = wire.decode(raw)
+    assert isinstance(record, wire.Record) and (record.payload, record.text) == (b"one", True)
     ((stream_id, fields),) = client.xrange("test:history:{test:broadcast:numbers}")
-    assert stream_id.decode() == message_id and fields == {b"d": b"one"}
+    assert stream_id.decode() == record.id and fields == {b"d": b"one", b"k": b"t"}
     # The kept message and fetch_message are the original's: the payload, no prefix.
     assert client.get("test:broadcast:numbers") == b"one"
     assert publisher.fetch_message(None, "numbers", "broadcast") == b"one"

@@ -101,7 +101,9 @@ def test_client_publish_envelopes() -> None:
     assert v2().incoming(b'{"type":"publish","data":"hi"}') == Incoming(publish=b"hi")
     assert v2().incoming('{"type":"publish","data":"é"}'.encode()) == Incoming(publish="é".encode())
     assert v2().incoming(b'{"type":"publish","data":{"n":1}}') == Incoming(publish=b'{"n":1}')
-    assert v2().incoming(b"\xff\x00binary") == Incoming(publish=b"\xff\x00binary")
+    assert v2().incoming(b"\xff\x00binary") == Incoming(publish=b"\xff\x00binary", text=False)
+    # A binary frame is published as binary, even when it would parse as an envelope.
+    assert v2().incoming(b'{"type":"ping"}', text=False) == Incoming(publish=b'{"type":"ping"}', text=False)
 
 
 def test_ping_is_answered_with_a_pong_echoing_t() -> None:

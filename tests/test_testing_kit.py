@@ -18,6 +18,7 @@ import pytest
 
 from tests.conftest import People
 from tests.servers import ROOT, RedisServer
+from ws4redis import wire
 from ws4redis.publisher import RedisPublisher
 from ws4redis.testing import Published, capture_published
 
@@ -53,7 +54,7 @@ def test_capture_with_deliver_still_publishes(redis_server: RedisServer) -> None
     with capture_published(deliver=True) as outbox:
         assert RedisPublisher(facility="both", broadcast=True).publish_message("seen twice") == 1
     message = pubsub.get_message(timeout=5)
-    assert message is not None and message["data"] == b"seen twice"
+    assert message is not None and wire.decode(message["data"]) == wire.Record(b"seen twice", True, None, False)
     assert outbox.messages() == ["seen twice"]
     pubsub.close()
     client.close()

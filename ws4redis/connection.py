@@ -481,7 +481,7 @@ class Connection:
                     "ws4redis: %s sent %d bytes, limit %d", self._label, len(data), self._max_message
                 )
                 raise ConnectionClosed(CloseCode.MESSAGE_TOO_BIG, "message too big")
-            incoming = self.protocol.incoming(data)
+            incoming = self.protocol.incoming(data, text=self.transport.last_text)
             if incoming.resume is not None:
                 self._resume(incoming.resume)
             self._hold_until = None  # the client has spoken: no resume comes before live messages now
@@ -489,8 +489,8 @@ class Connection:
                 self._send(*incoming.reply)
             if incoming.publish is not None:
                 hooked = self._message_hook(incoming.publish)
-                if hooked is not None:
-                    self._client_publish(hooked)
+                if hooked is not None:  # in the client's frame type (binary if a hook's bytes cannot be text)
+                    self._client_publish(hooked, incoming.text)
             if incoming.change is not None:
                 self._change_subscription(incoming.change)
 
@@ -558,7 +558,7 @@ class Connection:
             if data:
                 self._send(*self.protocol.frame(Delivery(channel, data, is_text(data))))
 
-    def _client_publish(self, data: bytes) -> None:
+    def _client_publish(self, data: bytes, text: bool) -> None:
         rate = settings.get("WS4REDIS_PUBLISH_RATE")
         if rate and self._bucket is None:  # starts full, as it would have at the opening
             self._bucket = TokenBucket(float(rate), float(settings.get("WS4REDIS_PUBLISH_BURST")))
@@ -581,7 +581,7 @@ class Connection:
                 if channel in self._listen:
                     self._own.append((channel, data))
         pipe = get_connection().pipeline(transaction=False)
-        publish_pipeline(pipe, list(self._publish), data, int(settings.get("WS4REDIS_EXPIRE") or 0))
+        publish_pipeline(pipe, list(self._publish), data, int(settings.get("WS4REDIS_EXPIRE") or 0), text=text)
         pipe.execute()
         metrics.PUBLISHED_BY_CLIENTS.inc(len(self._publish))
 
@@ -715,10 +715,10 @@ class Connection:
             if frame is not None:
                 self._send(*frame)
 
-    def _send_replayed(self, messages: list[tuple[str, str, bytes]]) -> None:
+    def _send_replayed(self, messages: list[tuple[str, str, bytes, bool]]) -> None:
         frame = self.protocol.frame
-        for channel, message_id, data in messages:
-            self._send(*frame(Delivery(channel, data, is_text(data), message_id)))
+        for channel, message_id, data, text in messages:
+            self._send(*frame(Delivery(channel, data, text, message_id)))
         if messages:
             metrics.DELIVERED.inc(len(messages))
 

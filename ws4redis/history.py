@@ -5,14 +5,14 @@ a facility one publish is one Lua script per channel, in the publisher's single 
 stream (``MAXLEN ~ size``, ``EXPIRE ttl``), PUBLISH, and the kept last message (``WS4REDIS_EXPIRE``). Atomic, so the
 order of the stream is the order of pub/sub: what a socket replays and what it receives live can be merged by id.
 
-The pub/sub payload of a history-enabled channel carries its stream id in a small binary prefix, which the hub
-strips (``unwrap``) before anything reaches a socket::
+The pub/sub message of a history-enabled channel carries its stream id in ws4redis' envelope (``ws4redis.wire``),
+written by the publish script itself, which the hub reads and strips before anything reaches a socket::
 
-    b"\\x00\\xffws4redis:id:" + b"1700000000000-0" + b"\\n" + payload
+    b"\\xffW4R1" + kind + b"1700000000000-0" + b"\\n" + payload
 
-so a legacy client still receives the payload byte for byte, and the kept message (``SET``) is the payload alone. A
-payload published without the prefix (a django-websocket-redis 0.6 publisher, a facility without history) passes
-through untouched, with no id. ``\\xff`` never occurs in UTF-8, so no text payload can be mistaken for the prefix.
+so a legacy client still receives the payload byte for byte, and the kept message (``SET``) is the payload alone. No
+client payload can take the id's place: the envelope is in front of every payload ws4redis publishes, and a message
+without it (a django-websocket-redis 0.6 publisher) is delivered with no id, never parsed.
 
 Recovery (``Recovery``, one per socket) tracks the last id each socket was sent per history-enabled channel, replays
 ``XRANGE (last +`` when the client resumes or the hub reconnects, and drops live deliveries the replay already sent.
@@ -28,12 +28,10 @@ from typing import Any
 
 import redis
 
-from ws4redis import settings
+from ws4redis import settings, wire
 from ws4redis.audience import prefix_of
 
 __all__ = [
-    "EVENT_MARK",
-    "ID_MARK",
     "ZERO",
     "Recovery",
     "Window",
@@ -42,25 +40,20 @@ __all__ = [
     "queue_publish",
     "recoverable",
     "recovery_for",
-    "unwrap",
     "window_for",
 ]
 
 logger = logging.getLogger(__name__)
-
-#: Prefix of a pub/sub payload that carries its stream id (``ID_MARK + id + b"\n" + payload``).
-ID_MARK = b"\x00\xffws4redis:id:"
-#: Prefix of a pub/sub payload that is a v2 control event (join/leave), never a message: ``EVENT_MARK + json``.
-EVENT_MARK = b"\x00\xffws4redis:event:"
 
 StreamId = tuple[int, int]
 #: "Before everything": the position of a socket that subscribed while its channel's stream did not exist.
 ZERO: StreamId = (0, 0)
 
 # One publish to a history-enabled channel: atomic, so stream order == pub/sub order. KEYS: channel, stream.
-# ARGV: payload, kept-message expiry (0: none), size, ttl, ID_MARK, PUBLISH or SPUBLISH.
+# ARGV: payload, kept-message expiry (0: none), size, ttl, envelope head (ws4redis.wire.head), PUBLISH or SPUBLISH,
+# frame type ("t" or "b", kept beside the payload so a replay sends the frame type the publisher chose).
 _PUBLISH_SCRIPT = """
-local id = redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '*', 'd', ARGV[1])
+local id = redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '*', 'd', ARGV[1], 'k', ARGV[7])
 redis.call('EXPIRE', KEYS[2], ARGV[4])
 local n = redis.call(ARGV[6], KEYS[1], ARGV[5] .. id .. '\\n' .. ARGV[1])
 if tonumber(ARGV[2]) > 0 then redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2]) end
@@ -97,8 +90,11 @@ def history_key(channel: str) -> str:
     return f"{head}history:{{{channel}}}"
 
 
-def queue_publish(pipe: Any, channel: str, message: bytes, expire: int, window: Window) -> None:
+def queue_publish(pipe: Any, channel: str, message: bytes, expire: int, window: Window, *, text: bool) -> None:
     """Queue on ``pipe`` the atomic XADD + PUBLISH (+ kept message) of one channel; its reply is the PUBLISH count.
+
+    ``message`` is the payload; the script puts it in ws4redis' envelope with its stream id (``ws4redis.wire``), to be
+    sent as a text frame when ``text`` (valid UTF-8 only), else as a binary frame.
 
     EVAL with the script's text rather than EVALSHA: still one round trip, and no NOSCRIPT failure after a Redis
     restart to recover from in the middle of someone else's pipeline.
@@ -116,38 +112,27 @@ def queue_publish(pipe: Any, channel: str, message: bytes, expire: int, window: 
         max(expire, 0),
         window.size,
         window.ttl,
-        ID_MARK,
+        wire.head(text=text),
         command,
+        b"t" if text else b"b",
     )
 
 
-def parse_id(value: str | bytes) -> StreamId | None:
-    """``"1700000000000-3"`` as ``(1700000000000, 3)``; ``None`` for anything that is not a stream id."""
-    text = value.decode() if isinstance(value, bytes) else value
-    ms, sep, seq = text.partition("-")
-    if not sep or not ms.isdigit() or not seq.isdigit():
-        return None
-    return int(ms), int(seq)
+def parse_id(value: object) -> StreamId | None:
+    """``"1700000000000-3"`` as ``(1700000000000, 3)``; ``None`` for anything that is not a stream id (strict ASCII
+    digits, as ``ws4redis.wire.parse_stream_id``: a client's ``resume`` and a record from Redis never raise)."""
+    return wire.parse_stream_id(value)
 
 
 def format_id(value: StreamId) -> str:
     return f"{value[0]}-{value[1]}"
 
 
-def unwrap(data: bytes) -> tuple[bytes, str | None, bool]:
-    """A pub/sub payload as ``(payload, stream id or None, is_event)``; the hub calls this once per message.
-
-    A malformed prefix is left in place rather than guessed at: it was not written by ``queue_publish``.
-    """
-    if data[:2] != b"\x00\xff":
-        return data, None, False
-    if data.startswith(ID_MARK):
-        head, sep, payload = data[len(ID_MARK) :].partition(b"\n")
-        if sep and parse_id(head) is not None:
-            return payload, head.decode(), False
-    elif data.startswith(EVENT_MARK):
-        return data[len(EVENT_MARK) :], None, True
-    return data, None, False
+def entry_text(fields: Mapping[bytes, bytes], data: bytes) -> bool:
+    """Whether a stream entry's payload goes out as a text frame: as its publisher chose (field ``k``), by content
+    for entries written before ws4redis kept the frame type; a ``t`` entry that is not UTF-8 goes out binary."""
+    kind = fields.get(b"k")
+    return kind != b"b" and wire.is_text(data)
 
 
 def recoverable(since: StreamId, *, exists: bool, first: StreamId | None, max_deleted: StreamId | None) -> bool:
@@ -242,15 +227,15 @@ class Recovery:
 
     def replay(
         self, client: redis.Redis, since: Mapping[str, StreamId]
-    ) -> tuple[list[tuple[str, str, bytes]], list[str]]:
+    ) -> tuple[list[tuple[str, str, bytes, bool]], list[str]]:
         """What was published after ``since`` (channel -> position) on history-enabled channels, in publish order.
 
-        Returns ``(messages, lost)``: ``(channel, id, payload)`` sorted by id across channels (stream ids come from one
-        Redis clock, so this is publish order), and the channels whose window no longer reaches back to ``since``
-        (their messages after the window are still replayed: better late than a larger gap). Advances ``last``, so
-        live deliveries the replay covered are dropped by ``fresh``. The caller must not have sent anything after
-        ``since`` on these channels (a resume arrives before live delivery starts; a hub reconnect replays from
-        ``last``). One round trip.
+        Returns ``(messages, lost)``: ``(channel, id, payload, text)`` sorted by id across channels (stream ids come
+        from one Redis clock, so this is publish order), and the channels whose window no longer reaches back to
+        ``since`` (their messages after the window are still replayed: better late than a larger gap). Advances
+        ``last``, so live deliveries the replay covered are dropped by ``fresh``. The caller must not have sent
+        anything after ``since`` on these channels (a resume arrives before live delivery starts; a hub reconnect
+        replays from ``last``). One round trip.
         """
         channels = [channel for channel in since if channel in self.windows]
         if not channels:
@@ -262,7 +247,7 @@ class Recovery:
             position = since[channel]
             pipe.xrange(key, min="-" if position == ZERO else f"({format_id(position)}")
         results = pipe.execute(raise_on_error=False)
-        messages: list[tuple[StreamId, str, str, bytes]] = []
+        messages: list[tuple[StreamId, str, str, bytes, bool]] = []
         lost: list[str] = []
         for index, channel in enumerate(channels):
             info, entries = results[2 * index], results[2 * index + 1]
@@ -283,11 +268,12 @@ class Recovery:
                 parsed = parse_id(raw_id)
                 if parsed is None or parsed <= start:
                     continue
-                messages.append((parsed, channel, raw_id.decode(), bytes(fields.get(b"d", b""))))
+                data = bytes(fields.get(b"d", b""))
+                messages.append((parsed, channel, format_id(parsed), data, entry_text(fields, data)))
                 last = max(last, parsed)
             self.last[channel] = last
         messages.sort(key=lambda m: m[0])
-        return [(channel, message_id, data) for _, channel, message_id, data in messages], lost
+        return [(channel, message_id, data, text) for _, channel, message_id, data, text in messages], lost
 
 
 _NO_HISTORY = Recovery(())

@@ -28,7 +28,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from ws4redis import history, metrics, settings
+from ws4redis import metrics, settings, wire
 from ws4redis.cluster import pubsub_for
 from ws4redis.exceptions import Ws4RedisError
 from ws4redis.redis_store import new_client
@@ -78,13 +78,9 @@ class Listener(Protocol):
         """The server is going away: close with 1001 and suggest reconnecting after ``reconnect_in_ms``."""
 
 
-def is_text(data: bytes) -> bool:
-    """Whether ``data`` can go out as a text frame (valid UTF-8); otherwise it is sent as a binary frame."""
-    try:
-        data.decode("utf-8")
-    except UnicodeDecodeError:
-        return False
-    return True
+is_text = wire.is_text  # where the connection loop and views have always imported it from
+
+_BAD_LOG_INTERVAL = 60.0  # seconds: a flood of bad records logs one line per interval, each counted
 
 
 class Hub:
@@ -105,6 +101,8 @@ class Hub:
         self.control_channel = control_channel()
         self.reconnects = 0
         self._last_seen = time.monotonic()
+        self._bad_logged = -_BAD_LOG_INTERVAL  # when a bad record was last logged (time.monotonic())
+        self._bad_unlogged = 0  # bad records skipped since then
 
     # -- what connections call ---------------------------------------------------------------------------------
     def attach(
@@ -285,11 +283,13 @@ class Hub:
                 continue
             kind = response[0]
             if kind == b"message":
-                channel = response[1].decode()
                 data = bytes(response[2])
                 if heartbeat is not None and data == heartbeat:
                     continue  # the heartbeat string is never forwarded
-                self._dispatch(channel, data)
+                try:
+                    self._dispatch(response[1].decode(), data)
+                except Exception as exc:  # a record that crossed Redis must never cost the link (wire.decode is
+                    self._bad("unexpected", exc)  # total; this guards the control channel and anything to come)
             else:
                 message = pubsub.handle_message(response, ignore_subscribe_messages=False)
                 if message is not None and message["type"] == "subscribe":
@@ -313,14 +313,33 @@ class Hub:
         listeners = self._listeners.get(channel)
         if not listeners:
             return
-        payload, message_id, event = history.unwrap(data)  # the stream id prefix never reaches a socket
-        delivery = Delivery(channel, payload, is_text(payload), message_id, event)
+        record = wire.decode(data)  # the envelope never reaches a socket; a raw payload passes through as is
+        if isinstance(record, wire.Bad):
+            self._bad(record.reason)
+            return
+        delivery = Delivery(channel, record.payload, record.text, record.id, record.event)
         delivery.pending = len(listeners)
         for listener in tuple(listeners):
             try:
                 listener.deliver(delivery)
             except Exception:  # one broken connection must not stop delivery to the others
                 logger.exception("ws4redis hub: delivering to a listener failed")
+
+    def _bad(self, reason: str, exc: BaseException | None = None) -> None:
+        """A message from Redis that cannot be delivered: counted, logged at most once per interval, skipped.
+
+        It may come from a client's bytes only if something publishes them without ws4redis' envelope (a 0.6
+        process): a flood must neither fill the log nor reset the link that every socket of the worker shares.
+        """
+        metrics.BAD_RECORDS.labels(reason).inc()
+        self._bad_unlogged += 1
+        now = time.monotonic()
+        if now - self._bad_logged >= _BAD_LOG_INTERVAL:
+            logger.warning(
+                "ws4redis hub: skipped %d message(s) from Redis that ws4redis cannot parse (last: %s%s); counted in "
+                "ws4redis_bad_records", self._bad_unlogged, reason, f": {exc!r}" if exc is not None else "",
+            )
+            self._bad_logged, self._bad_unlogged = now, 0
 
     def _control(self, data: bytes) -> None:
         message = parse_control(data)

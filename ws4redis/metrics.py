@@ -25,6 +25,7 @@ from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histo
 from prometheus_client.metrics_core import Metric
 
 __all__ = [
+    "BAD_RECORDS",
     "CLOSED",
     "CONNECTIONS",
     "DELIVERED",
@@ -67,6 +68,9 @@ RECOVERIES = Counter(
 )
 CLOSED = Counter("ws4redis_connections_closed", "Websockets closed, by close code", ["code"])
 HUB_RECONNECTS = Counter("ws4redis_hub_reconnects", "Times a hub re-established its Redis pub/sub connection")
+BAD_RECORDS = Counter(
+    "ws4redis_bad_records", "Messages from Redis a hub could not parse and skipped (ws4redis.wire)", ["reason"]
+)
 
 _LIVE_GAUGE_FILE = re.compile(r"gauge_live\w+?_(\d+)\.db$")
 

@@ -11,9 +11,9 @@ time of joining), so one key per channel holds everything, and a read is one rou
 credential: only a truncated SHA-256 of it is stored.
 
 With ``"events": True`` joining and leaving are published on the channel as v2 control messages
-(``{"type":"join","channel":...,"audience":...,"user":"alice","client":"..."}``), in the hub's event wire format
-(``ws4redis.history.EVENT_MARK``), so legacy clients never see them. An entry that expires (a killed worker) produces
-no ``leave`` event.
+(``{"type":"join","channel":...,"audience":...,"user":"alice","client":"..."}``), as event records of ws4redis'
+envelope (``ws4redis.wire``), so legacy clients never see them and no client payload can pass for one. An entry that
+expires (a killed worker) produces no ``leave`` event.
 """
 
 from __future__ import annotations
@@ -30,9 +30,8 @@ from typing import Any
 
 import redis
 
-from ws4redis import settings
+from ws4redis import settings, wire
 from ws4redis.audience import channel_names, prefix_of
-from ws4redis.history import EVENT_MARK
 
 __all__ = ["Present", "Tracker", "presence", "presence_key", "tracker_for"]
 
@@ -194,7 +193,8 @@ class Tracker:
         self._due = time.monotonic() + self.refresh_every
 
     def _event(self, kind: str) -> bytes:
-        return EVENT_MARK + json.dumps({"type": kind, "user": self._user, "client": self.client_id}).encode()
+        body = json.dumps({"type": kind, "user": self._user, "client": self.client_id}).encode()
+        return wire.encode(body, text=True, event=True)
 
 
 _NO_PRESENCE = Tracker((), user=None, session_key=None)

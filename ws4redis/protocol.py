@@ -13,6 +13,7 @@ import json
 from typing import Any, Protocol
 
 from ws4redis.hub import Delivery
+from ws4redis.wire import is_text
 
 __all__ = [
     "CONTROL_KINDS",
@@ -59,6 +60,7 @@ class Incoming:
     """What a client frame asks for: publish ``data``, or answer with ``reply`` (a heartbeat), or nothing."""
 
     publish: bytes | None = None
+    text: bool = True  # ``publish`` goes out as a text frame (valid UTF-8), else binary: the client's frame type
     reply: tuple[bytes, bool] | None = None
     change: Change | None = None
     resume: dict[str, str] | None = None  # v2 resume: stream -> last id seen; the connection replays and answers
@@ -73,8 +75,11 @@ class WireProtocol(Protocol):
     def frame(self, delivery: Delivery) -> tuple[bytes, bool]:
         """The frame payload for ``delivery`` and whether it is text; cached on the delivery, so encoded once."""
 
-    def incoming(self, data: bytes) -> Incoming:
-        """The meaning of a message the client sent."""
+    def incoming(self, data: bytes, *, text: bool | None = None) -> Incoming:
+        """The meaning of a message the client sent, in a text frame when ``text`` (``None``: by its content).
+
+        Total: whatever the client sends, the answer is an ``Incoming`` (an ``error`` reply at worst), never an
+        exception."""
 
     def control(self, kind: str, **fields: object) -> tuple[bytes, bool] | None:
         """A control frame (recovered, shutdown, revoked, ...) or ``None`` where the protocol has none."""
@@ -92,10 +97,10 @@ class LegacyProtocol:
     def frame(self, delivery: Delivery) -> tuple[bytes, bool]:
         return delivery.data, delivery.text
 
-    def incoming(self, data: bytes) -> Incoming:
+    def incoming(self, data: bytes, *, text: bool | None = None) -> Incoming:
         if self._heartbeat is not None and data == self._heartbeat:
             return Incoming(reply=(data, True))
-        return Incoming(publish=data)
+        return Incoming(publish=data, text=is_text(data) if text is None else text)
 
     def control(self, kind: str, **fields: object) -> tuple[bytes, bool] | None:
         return None
@@ -145,7 +150,19 @@ def origin_of(channel: str, *, prefix: str | None) -> Origin:
 
 def _dumps(value: dict[str, Any]) -> bytes:
     # Compact UTF-8, keys in a fixed order: the bytes a client receives do not depend on which socket sent them.
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+    try:
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+    except UnicodeEncodeError:  # a lone surrogate (a client's ping ``t`` may hold one): escaped, still valid JSON
+        return json.dumps(value, separators=(",", ":")).encode()
+
+
+def _utf8(text: str) -> bool:
+    """Whether ``text`` can be encoded (JSON lets a client send lone surrogates, which no channel name may hold)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 class V2Protocol:
@@ -194,48 +211,62 @@ class V2Protocol:
             delivery.cache[V2_NAME] = cached
         return cached
 
-    def incoming(self, data: bytes) -> Incoming:
+    def incoming(self, data: bytes, *, text: bool | None = None) -> Incoming:
         if self._heartbeat is not None and data == self._heartbeat:
             return Incoming(reply=(data, True))
+        if text is False:
+            return Incoming(publish=data, text=False)  # a binary frame: published as is, delivered as binary
         try:
-            text = data.decode("utf-8")
+            decoded = data.decode("utf-8")
         except UnicodeDecodeError:
-            return Incoming(publish=data)  # a binary frame: published as is, as a binary payload is delivered
+            return Incoming(publish=data, text=False)
         try:
-            message = json.loads(text)
-        except ValueError:
+            message = json.loads(decoded)
+        except (ValueError, RecursionError):  # RecursionError: nested deeper than the parser goes
             return self._error("not a JSON envelope")
         if not isinstance(message, dict):
             return self._error("an envelope must be a JSON object")
         kind = message.get("type")
         if kind == "publish":
-            if "data" not in message:
-                return self._error("publish needs 'data'")
-            payload = message["data"]
-            # A string is published as its text; any other JSON value as its compact JSON text.
-            text = (
-                payload if isinstance(payload, str) else json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
-            )
-            return Incoming(publish=text.encode())
+            return self._publish(message)
         if kind == "ping":
             return Incoming(reply=self._control("pong", t=message.get("t")))
         if kind == "resume":
             since = message.get("since")
             if not isinstance(since, dict):
                 return self._error("resume needs 'since', an object of stream -> id")
-            # Answered by the connection: it replays from history (ws4redis.history) and says recovered or not.
-            return Incoming(resume={str(stream): str(position) for stream, position in since.items()})
+            # Answered by the connection: it replays from history (ws4redis.history) and says recovered or not. An id
+            # that is not a string is kept as "" (answered "bad id"), never converted.
+            return Incoming(resume={
+                stream: position if isinstance(position, str) else "" for stream, position in since.items()
+            })
         if kind in ("subscribe", "unsubscribe"):
             return self._change(kind, message)
-        return self._error(f"unknown envelope type {kind!r}")
+        if isinstance(kind, str) and len(kind) <= 40:
+            return self._error(f"unknown envelope type {kind!r}")
+        return self._error("unknown envelope type")
+
+    def _publish(self, message: dict[str, Any]) -> Incoming:
+        """``{"type":"publish","data":...}``: a string is published as its text; any other JSON value as its compact
+        JSON text."""
+        if "data" not in message:
+            return self._error("publish needs 'data'")
+        payload = message["data"]
+        try:
+            text = (
+                payload if isinstance(payload, str) else json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
+            )
+            return Incoming(publish=text.encode())
+        except (UnicodeEncodeError, ValueError, RecursionError):
+            return self._error("publish 'data' is not valid Unicode")
 
     def _change(self, kind: str, message: dict[str, Any]) -> Incoming:
         """``{"type":"subscribe","facility":"b","audiences":["broadcast"]}``: shape checked here, policy later."""
         facility = message.get("facility")
         audiences = message.get("audiences", [] if kind == "unsubscribe" else ["broadcast"])
-        if not isinstance(facility, str) or not facility:
+        if not isinstance(facility, str) or not facility or not _utf8(facility):
             return self._error(f"{kind} needs 'facility', a string")
-        if not isinstance(audiences, list) or not all(isinstance(a, str) for a in audiences):
+        if not isinstance(audiences, list) or not all(isinstance(a, str) and _utf8(a) for a in audiences):
             return self._error(f"{kind} needs 'audiences', a list of strings")
         return Incoming(change=Change(kind, facility, tuple(dict.fromkeys(audiences))))
 

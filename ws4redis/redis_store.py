@@ -17,7 +17,7 @@ import redis.sentinel
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.retry import Retry
 
-from ws4redis import history, metrics, settings
+from ws4redis import history, metrics, settings, wire
 from ws4redis.audience import SELF, channel_names, prefix_of
 
 __all__ = ["SELF", "RedisMessage", "RedisStore", "as_message", "get_connection", "publish_pipeline"]
@@ -147,25 +147,37 @@ def as_message(message: Any) -> RedisMessage | None:
     return RedisMessage(message)
 
 
-def publish_pipeline(pipe: Any, channels: list[str], message: bytes, expire: int) -> list[int]:
+def publish_pipeline(
+    pipe: Any, channels: list[str], message: bytes, expire: int, *, text: bool | None = None
+) -> list[int]:
     """Queue on ``pipe`` a PUBLISH to each channel and, when ``expire`` > 0, the kept last message.
 
     A channel whose facility keeps history (``WS4REDIS_HISTORY``) gets one atomic script instead: XADD to its stream,
     PUBLISH with the stream id, kept message (``ws4redis.history``). Returns how many replies each channel adds to
     the pipeline, its first being the PUBLISH count, so callers can pick the counts out of ``execute()``.
+
+    What goes out on pub/sub is ``message`` in ws4redis' envelope (``ws4redis.wire``): sent to websockets as a text
+    frame when ``text`` (and valid UTF-8: bytes that are not go out binary rather than be skipped by every hub),
+    else binary; ``None`` decides by content, as django-websocket-redis did. The kept message is the payload alone, as
+    the original kept it.
     """
+    if text is not False:
+        text = wire.is_text(message)
     steps: list[int] = []
     sharded = isinstance(pipe, redis.cluster.ClusterPipeline)
+    enveloped: bytes | None = None
     for channel in channels:
         window = history.window_for(channel)
         if window is not None:
-            history.queue_publish(pipe, channel, message, expire, window)
+            history.queue_publish(pipe, channel, message, expire, window, text=text)
             steps.append(1)
             continue
+        if enveloped is None:
+            enveloped = wire.encode(message, text=text)
         if sharded:
-            pipe.spublish(channel, message)  # Redis Cluster: only the shard owning the channel's slot
+            pipe.spublish(channel, enveloped)  # Redis Cluster: only the shard owning the channel's slot
         else:
-            pipe.publish(channel, message)
+            pipe.publish(channel, enveloped)
         if expire > 0:
             pipe.set(channel, message, ex=expire)
         steps.append(2 if expire > 0 else 1)
@@ -243,7 +255,8 @@ class RedisStore:
         ):
             # The common case of a busy publisher (one channel, nothing kept): a plain PUBLISH, no pipeline.
             metrics.PUBLISHED_BY_SERVER.inc()
-            return int(self._connection.publish(channels[0], bytes(wrapped)))
+            payload = bytes(wrapped)
+            return int(self._connection.publish(channels[0], wire.encode(payload, text=wire.is_text(payload))))
         return self._publish_through(self._connection.pipeline(transaction=False), channels, wrapped, expire)
 
     def _publish_through(self, pipe: Any, channels: list[str], message: bytes, expire: int) -> int:

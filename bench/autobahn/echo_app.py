@@ -1,7 +1,7 @@
 """A bare echo on the wsproto transport (no Redis, no Django request): Autobahn measures the transport alone.
 
-``python bench/autobahn/echo_app.py PORT``. Text comes back as text and binary as binary, which the ws4redis
-facility echo cannot promise (Redis keeps bytes only; see docs/servers.md).
+``python bench/autobahn/echo_app.py PORT``. Text comes back as text and binary as binary (``last_text``), as through
+the ws4redis facility echo, where the frame type travels in ws4redis' envelope (docs/protocol.md).
 """
 
 from __future__ import annotations
@@ -18,13 +18,6 @@ def main(port: int) -> None:
     from ws4redis.server import SOCKET_KEY, make_server
     from ws4redis.transports.wsproto import TransportOptions, WsprotoTransport
 
-    class EchoTransport(WsprotoTransport):
-        """Keeps each message's opcode, which ``receive_nowait``'s bytes do not carry (wsproto decodes text to str)."""
-
-        def _collect(self, payload: Any, finished: bool) -> None:
-            self.last_text = isinstance(payload, str)
-            super()._collect(payload, finished)
-
     options = TransportOptions(max_message_size=32 * 1024 * 1024)
 
     def echo(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
@@ -32,7 +25,7 @@ def main(port: int) -> None:
         import gevent.hub
 
         key = environ.get("HTTP_SEC_WEBSOCKET_KEY", "")
-        transport = EchoTransport(environ[SOCKET_KEY], environ, key, options)
+        transport = WsprotoTransport(environ[SOCKET_KEY], environ, key, options)
         transport.accept(None)
         ready = gevent.event.Event()
         watcher = gevent.hub.get_hub().loop.io(transport.fileno(), 1)

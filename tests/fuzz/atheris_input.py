@@ -6,7 +6,9 @@ Not part of the pytest run (it is open-ended). Run, bounded:
     DJANGO_SETTINGS_MODULE=tests.project.settings .venv/bin/python tests/fuzz/atheris_input.py -runs=200000
 
 Each input is split into a query string, a facility, handshake header values, an Origin and a v2 client frame; every
-outcome must be a value or a documented refusal (HandshakeRefused with its status), never another exception.
+outcome must be a value or a documented refusal (HandshakeRefused with its status), never another exception. The frame
+is also read as a binary frame (published as is) and as a message from Redis (``ws4redis.wire``), where a forged
+envelope must come back as the client's bytes.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ with atheris.instrument_imports():
     import django
 
     django.setup()
+    from ws4redis import wire
     from ws4redis.audience import parse_flags, validate_facility
     from ws4redis.auth import check_origin, check_upgrade, choose_subprotocol
     from ws4redis.exceptions import HandshakeRefused
@@ -55,6 +58,9 @@ def one_input(data: bytes) -> None:
             assert refusal.status in (400, 403, 404, 426)
     assert choose_subprotocol(environ) in (None, "ws4redis.v2")
     PROTOCOL.incoming(frame)
+    assert PROTOCOL.incoming(frame, text=False).publish == frame or frame == b"--hb--"
+    assert isinstance(wire.decode(frame), (wire.Record, wire.Bad))
+    assert wire.decode(wire.encode(frame, text=False)) == wire.Record(frame, False, None, False)
 
 
 if __name__ == "__main__":

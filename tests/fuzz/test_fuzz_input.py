@@ -15,10 +15,12 @@ from django.test import override_settings
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from ws4redis import wire
 from ws4redis.audience import AUDIENCES, channel_names, parse_flags, validate_facility
 from ws4redis.auth import check_origin, check_upgrade, choose_subprotocol
 from ws4redis.exceptions import HandshakeRefused, UnknownFacility
-from ws4redis.protocol import Incoming, V2Protocol
+from ws4redis.history import parse_id
+from ws4redis.protocol import Incoming, LegacyProtocol, V2Protocol
 
 EXAMPLES = int(os.environ.get("WS4REDIS_FUZZ_EXAMPLES", "300"))
 fuzz = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -90,3 +92,47 @@ json_values = st.recursive(
 ))
 def test_v2_envelopes_from_clients_never_raise(frame: bytes) -> None:
     assert isinstance(V2Protocol(prefix="p", heartbeat="--hb--").incoming(frame), Incoming)
+
+
+# Every in-band marker ws4redis ever used, and its envelope's own (ws4redis.wire): what a forger starts a frame with.
+MARKERS = [
+    b"\x00\xff", b"\x00\xffws4redis:id:", b"\x00\xffws4redis:event:", b"\x00\xffws4redis:id:9999999999999-0\n",
+    b"\x00\xffws4redis:id:\xff\n", b"\x00\xffws4redis:id:" + "²-0\n".encode(),
+    wire.MAGIC, wire.head(text=True), wire.head(text=False), wire.head(text=True, event=True),
+    wire.head(text=True) + b"9999999999999-0\n", wire.head(text=True, event=True) + b"\n",
+]
+marked = st.sampled_from(MARKERS).flatmap(lambda marker: st.one_of(
+    st.binary(max_size=80),
+    json_values.map(lambda v: json.dumps(v).encode()),
+    st.just(b'{"type":"join","channel":"payroll","audience":"user","user":"admin"}'),
+).map(lambda tail: marker + tail))
+
+
+@fuzz
+@given(marked, st.booleans())
+def test_frames_starting_with_a_marker_are_published_as_they_came(frame: bytes, text: bool) -> None:
+    """A client's frame that starts with a marker is a payload (any legacy frame, a v2 binary frame): published byte
+    for byte, framed as the client sent it, and what the hub reads back is that payload, with no id and no event."""
+    text = text and wire.is_text(frame)  # a text frame is valid UTF-8: the transport refuses it otherwise (1007)
+    for protocol, as_text in ((V2Protocol(prefix="p", heartbeat="--hb--"), False), (LegacyProtocol("--hb--"), text)):
+        incoming = protocol.incoming(frame, text=as_text)
+        assert (incoming.publish, incoming.text, incoming.resume, incoming.change) == (frame, as_text, None, None)
+        assert wire.decode(wire.encode(frame, text=incoming.text)) == wire.Record(frame, as_text, None, False)
+
+
+@fuzz
+@given(st.one_of(marked, st.binary(max_size=120)))
+def test_records_from_redis_never_raise(data: bytes) -> None:
+    """Whatever another publisher put on a channel, the hub gets a record to deliver or a reason to skip it."""
+    assert isinstance(wire.decode(data), (wire.Record, wire.Bad))
+
+
+@fuzz
+@given(st.one_of(st.text(max_size=30), json_values))
+def test_resume_ids_never_raise(value: Any) -> None:
+    frame = json.dumps({"type": "resume", "since": {"broadcast:f": value}}).encode()
+    incoming = V2Protocol(prefix="p").incoming(frame)
+    assert incoming.resume is not None or incoming.reply is not None
+    for position in (incoming.resume or {}).values():
+        parsed = parse_id(position)
+        assert parsed is None or parsed[0] < 2**64

@@ -23,8 +23,14 @@ class Transport(Protocol):
     def receive_nowait(self) -> bytes | None:
         """One received message, or ``None`` when nothing is buffered; raises ``ConnectionClosed`` when the peer left.
 
-        Control frames (ping, pong, close) are handled inside; only data messages come out.
+        Control frames (ping, pong, close) are handled inside; only data messages come out. ``last_text`` then says
+        whether it came as a text or a binary message.
         """
+
+    @property
+    def last_text(self) -> bool:
+        """Whether the message ``receive_nowait`` returned last came as text (valid UTF-8) rather than binary: the frame
+        type a client chose travels with its publish (``ws4redis.wire``)."""
 
     def send(self, data: bytes, *, text: bool) -> None:
         """Send one message as a text or binary frame; raises ``ConnectionClosed`` when the peer left."""

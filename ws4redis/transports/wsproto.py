@@ -113,7 +113,7 @@ class WsprotoTransport:
     __slots__ = (  # __weakref__: the gevent server keeps its live transports in a WeakSet
         "__weakref__", "_backlog", "_closed", "_deferred_close", "_drain_deadline", "_environ", "_fd", "_key",
         "_last_heard", "_lock", "_messages", "_options", "_parser", "_partial", "_partial_size", "_ping_sent",
-        "_sent_close", "_server_sock", "_state", "accepted", "on_closed", "subprotocol",
+        "_sent_close", "_server_sock", "_state", "accepted", "last_text", "on_closed", "subprotocol",
     )
 
     def __init__(
@@ -127,7 +127,8 @@ class WsprotoTransport:
         self._state = _OPEN
         self._parser: FrameProtocol | None = None  # wsproto's parser of the peer's frames, while it holds anything
         self._lock = gevent.lock.Semaphore()
-        self._messages: list[bytes] | None = None  # complete messages not yet taken by receive_nowait
+        # Complete messages not yet taken by receive_nowait, each with whether it came as text.
+        self._messages: list[tuple[bytes, bool]] | None = None
         self._partial: list[bytes] | None = None  # the received part of a fragmented message
         self._partial_size = 0
         self._last_heard = time.monotonic()
@@ -138,6 +139,7 @@ class WsprotoTransport:
         self._drain_deadline: float | None = None  # after a server-initiated shutdown: when to stop waiting
         self._backlog = b""  # the unwritten end of a send_nowait: goes out before anything else
         self.subprotocol: str | None = None
+        self.last_text = True  # whether the message receive_nowait returned last came in text frames
         self.accepted = False  # True once accepted: only then may frames be sent
         self.on_closed: Callable[[WsprotoTransport], None] | None = None  # told once, when the socket is closed
 
@@ -178,7 +180,8 @@ class WsprotoTransport:
         """One complete data message, or ``None`` when no complete message is buffered and the socket is empty."""
         while True:
             if self._messages:
-                return self._messages.pop(0)
+                message, self.last_text = self._messages.pop(0)
+                return message
             if self._deferred_close is not None:
                 code, reason = self._deferred_close
                 self._deferred_close = None
@@ -339,7 +342,8 @@ class WsprotoTransport:
         self._partial_size = 0
         if self._messages is None:
             self._messages = []
-        self._messages.append(message)
+        # wsproto hands a text message's frames over as str (decoded and validated), a binary message's as bytes.
+        self._messages.append((message, isinstance(payload, str)))
 
     def _peer_closed(self, code: int, reason: str) -> None:
         if self._state is _OPEN:
