@@ -209,3 +209,22 @@ def test_an_unlimited_flood_still_yields_to_other_sockets(any_server: Callable[.
     assert flooder.close_code is None and flooder.frames_sent > 100  # served the whole time
     print(f"delays: median {statistics.median(delays) * 1000:.1f} ms, max {max(delays) * 1000:.1f} ms, n={len(delays)}")
     assert statistics.median(delays) < 0.5 and max(delays) < 0.5, (statistics.median(delays), max(delays))
+
+
+def test_runtime_subscriptions_to_history_keep_each_sockets_own_positions(any_server: Callable[..., Any]) -> None:
+    """Sockets of a facility without history share one empty ``Recovery``; a run-time subscribe to a facility with
+    history must give the socket its own, or one socket's positions decide what the others are sent."""
+    server = any_server({"WS4REDIS_HISTORY": {"hist-*": {"size": 100, "ttl": 60}}, "WS4REDIS_RESUME_WAIT": 0})
+    first, second = v2(server, "/ws/plain?subscribe-broadcast"), v2(server, "/ws/plain?subscribe-broadcast")
+    for ws in (first, second):
+        assert request(ws, type="subscribe", facility="hist-a")["type"] == "subscribed"
+        assert request(ws, type="resume", since={})["type"] in ("recovered", "not_recovered")  # tracks hist-a
+    RedisPublisher(facility="hist-a", broadcast=True).publish_message("one")
+    RedisPublisher(facility="hist-a", broadcast=True).publish_message("two")
+    for ws in (first, second):
+        assert [json.loads(ws.recv())["data"] for _ in range(2)] == ["one", "two"]
+    newcomer = connect(server, "/ws/plain?subscribe-broadcast", subprotocols=["ws4redis.v2"])
+    assert "offsets" not in json.loads(newcomer.recv())  # nothing of the others' history leaked into its welcome
+    assert request(first, type="unsubscribe", facility="hist-a")["type"] == "unsubscribed"
+    RedisPublisher(facility="hist-a", broadcast=True).publish_message("three")
+    assert json.loads(second.recv())["data"] == "three"

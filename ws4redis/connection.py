@@ -551,6 +551,10 @@ class Connection:
                 if new:
                     self.hub.attach(self, new, timeout=float(settings.get("WS4REDIS_SUBSCRIBE_TIMEOUT")))
                     self._listen.extend(new)
+                    if not self._recovery.enabled and any(history.window_for(c) for c in new):
+                        # A socket without history shares one empty Recovery with every other such socket;
+                        # tracking a history channel in it would change theirs too. This one gets its own.
+                        self._recovery = history.Recovery(self._listen)
                 self._remember_disconnect(grant, new)
                 answer = self.protocol.control(
                     "subscribed", facility=change.facility, audiences=sorted(grant.subscription.subscribe)
@@ -565,6 +569,10 @@ class Connection:
                     self._queue = kept
                     self._queued_bytes = sum(len(d.data) for d in kept)
                     self._forget_disconnect(change.facility, gone)
+                    if self._recovery.enabled:  # a position per channel ever subscribed would grow without bound
+                        for channel in gone:
+                            self._recovery.windows.pop(channel, None)
+                            self._recovery.last.pop(channel, None)
                 answer = self.protocol.control(
                     "unsubscribed", facility=change.facility, audiences=sorted(change.audiences)
                 )

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import inspect
 from typing import Any
 
 from ws4redis import settings
@@ -55,6 +56,7 @@ def facility_request(request: Any, subscription: Subscription) -> Any:
     subscribes to (issue 19). The socket's own request is never changed.
     """
     from django.http import QueryDict
+    from django.utils.functional import cached_property
 
     path_info = f"{settings.get('WEBSOCKET_URL')}{subscription.facility}"
     query = "&".join(subscription.flags + (["echo"] if subscription.echo else []))
@@ -64,7 +66,12 @@ def facility_request(request: Any, subscription: Subscription) -> Any:
     view.META = {**(meta if isinstance(meta, dict) else {}), "PATH_INFO": path_info, "QUERY_STRING": query}
     view.path_info = path_info
     view.path = f"{script.rstrip('/')}/{path_info.replace('/', '', 1)}"
-    view.GET = QueryDict(query)
+    if isinstance(inspect.getattr_static(type(view), "GET", None), cached_property):
+        # A WSGIRequest parses GET from its environ on first use: most policies never look, so it stays unparsed.
+        view.environ = view.META
+        view.__dict__.pop("GET", None)
+    else:
+        view.GET = QueryDict(query)
     return view
 
 
