@@ -55,6 +55,9 @@ _OWN_ECHOES = 64  # own publishes remembered for echo suppression; more in fligh
 # Client messages handled per round at most; then the greenlet yields so that one client writing as fast as it can
 # does not hold the worker (issue 19: a ping flood delayed every other socket's deliveries by seconds).
 _MESSAGES_PER_ROUND = 32
+# What one queued message costs beyond its payload (its list slot, its share of the Delivery): counted against
+# WS4REDIS_QUEUE_BYTES, so a client that stops reading cannot make the queue of a flood of empty messages unbounded.
+_QUEUE_ENTRY_BYTES = 64
 _YIELD = 0.001  # seconds: a timer, so the greenlet resumes after the loop's next poll for I/O
 
 
@@ -100,8 +103,8 @@ class Connection:
     """
 
     __slots__ = (
-        "_attached", "_bucket", "_busy", "_close", "_control_frames", "_drop_oldest", "_due", "_ended",
-        "_expires_at", "_greenlet", "_handshake", "_hold_timer", "_hold_until", "_hooks", "_identity", "_interval",
+        "_attached", "_bucket", "_busy", "_close", "_control_frames", "_drop_oldest", "_due", "_ended", "_expires_at",
+        "_gaps", "_greenlet", "_handshake", "_hold_timer", "_hold_until", "_hooks", "_identity", "_interval",
         "_kicked", "_label", "_late", "_listen", "_max_message", "_own", "_presence", "_publish", "_queue",
         "_queue_limit", "_queued_bytes", "_quota", "_readable", "_recovery", "_request", "_runtime", "_subscription",
         "_timer", "_waiter", "_watcher", "_working", "hub", "protocol", "transport",
@@ -141,6 +144,7 @@ class Connection:
         # Facilities subscribed at run time whose disconnect hook is due when they go (_remember_disconnect).
         self._runtime: dict[str, tuple[Any, set[str]]] | None = None
         self._control_frames: list[tuple[bytes, bool]] = []  # v2 notices waiting for the greenlet
+        self._gaps = 0  # messages dropped (drop-oldest) that the client has not been told of yet
         self._hooks = hooks_for(handshake.subscription.facility)  # resolved once per facility; None kinds cost nothing
         self._drop_oldest = settings.get("WS4REDIS_SLOW_CONSUMER") == "drop-oldest"
         self._bucket: TokenBucket | None = None  # made by the first publish: most sockets never publish
@@ -168,7 +172,7 @@ class Connection:
             return
         if self._close is not None:
             return
-        size = len(delivery.data)
+        size = len(delivery.data) + _QUEUE_ENTRY_BYTES
         if self._queued_bytes + size > self._queue_limit and self._drop_oldest:
             self._drop_to_fit(size)
         if self._queued_bytes + size > self._queue_limit:
@@ -197,7 +201,8 @@ class Connection:
         if not queue or self._ended:
             return 0
         if (
-            self._working or self._control_frames or self._close is not None or self._hold_until is not None
+            self._working or self._control_frames or self._gaps or self._close is not None
+            or self._hold_until is not None
             or self._recovery.enabled or not self.transport.send_nowait(b"".join([self._wire(d) for d in queue]))
         ):
             self._busy = True
@@ -229,17 +234,20 @@ class Connection:
             metrics.DELIVERY_LATENCY.observe(time.monotonic() - delivery.received)
 
     def _drop_to_fit(self, size: int) -> None:
-        """The "drop-oldest" policy: make room by discarding the oldest queued messages, counted and logged."""
+        """The "drop-oldest" policy: make room by discarding the oldest queued messages, counted and logged.
+
+        Drops until the client is told are summed into one ``gap`` notice (``_gaps``) and logged once: a client
+        that stopped reading while the drops go on must not grow a list of notices, nor the log, per message.
+        """
         dropped = 0
         while self._queue and self._queued_bytes + size > self._queue_limit:
-            self._queued_bytes -= len(self._queue.pop(0).data)
+            self._queued_bytes -= len(self._queue.pop(0).data) + _QUEUE_ENTRY_BYTES
             dropped += 1
         if dropped:
             metrics.DROPPED.labels("slow_consumer_oldest").inc(dropped)
-            logger.warning("ws4redis: dropped %d oldest message(s) for slow consumer %s", dropped, self._label)
-            gap = self.protocol.control("gap", dropped=dropped)
-            if gap is not None:
-                self._control_frames.append(gap)
+            if not self._gaps:
+                logger.warning("ws4redis: dropping the oldest message(s) for slow consumer %s", self._label)
+            self._gaps += dropped
 
     def hub_reconnected(self) -> None:
         """Messages published while the hub was disconnected are gone; a v2 client is told (see protocol).
@@ -567,7 +575,7 @@ class Connection:
                     # Already queued messages of those channels must not arrive after the answer either.
                     kept = [d for d in self._queue if d.channel not in gone]
                     self._queue = kept
-                    self._queued_bytes = sum(len(d.data) for d in kept)
+                    self._queued_bytes = sum(len(d.data) + _QUEUE_ENTRY_BYTES for d in kept)
                     self._forget_disconnect(change.facility, gone)
                     if self._recovery.enabled:  # a position per channel ever subscribed would grow without bound
                         for channel in gone:
@@ -654,7 +662,7 @@ class Connection:
         queue, self._queue = self._queue, []  # what arrives while this batch is written waits for the next round
         batch: list[bytes] = []
         for delivery in queue:
-            self._queued_bytes -= len(delivery.data)
+            self._queued_bytes -= len(delivery.data) + _QUEUE_ENTRY_BYTES
             self._delivered(delivery)
             if delivery.id is not None and not fresh(delivery.channel, delivery.id):
                 continue  # already sent by a replay from history
@@ -785,6 +793,11 @@ class Connection:
             metrics.DELIVERED.inc(len(messages))
 
     def _flush_control(self) -> None:
+        if self._gaps:
+            dropped, self._gaps = self._gaps, 0
+            gap = self.protocol.control("gap", dropped=dropped)
+            if gap is not None:
+                self._send(*gap)
         while self._control_frames:
             self._send(*self._control_frames.pop(0))
 
