@@ -24,6 +24,7 @@ import websocket
 from tests.conftest import People, connect
 from tests.servers import rss_kb
 from tests.servers_any import any_server_fixture, gevent_servers_fixture  # noqa: F401  (fixtures)
+from ws4redis.publisher import RedisPublisher
 
 NAMES = {"uwsgi": 100_000, "gevent": 30_000}
 AUDIENCES = ["broadcast", "user", "group", "session"]  # channel names per subscribe (alice is in one group)
@@ -101,3 +102,36 @@ def test_subscribing_to_100000_names_leaves_nothing_behind(any_server: Callable[
     print(f"{names} names in {elapsed:.1f} s; tables {before} -> {after}; RSS {rss_before} KB, {grown:+d} KB")
     assert after == before
     assert grown < RSS_TOLERANCE_KB, grown
+
+
+def test_drops_for_a_client_that_does_not_read_are_told_in_few_notices(any_server: Callable[..., Any],
+                                                                      people: People) -> None:
+    """``drop-oldest``: while a client does not read, the drops add up to one pending ``gap`` notice, not one
+    notice (and one log line) per dropped message, a list that grew for as long as the client stalled."""
+    import socket
+
+    server = any_server({"WS4REDIS_QUEUE_BYTES": 20_000, "WS4REDIS_SLOW_CONSUMER": "drop-oldest"})
+    slow = websocket.create_connection(
+        f"ws://127.0.0.1:{server.port}/ws/gaps?subscribe-broadcast", timeout=10, subprotocols=["ws4redis.v2"],
+        sockopt=((socket.SOL_SOCKET, socket.SO_RCVBUF, 4096),),
+    )
+    assert json.loads(slow.recv())["type"] == "welcome"
+    publisher = RedisPublisher(facility="gaps", broadcast=True)
+    total = 6000  # 6 MB: beyond what the socket buffers take
+    for i in range(total - 1):
+        publisher.publish_message(f"{i:05d}" + "p" * 1000)
+    publisher.publish_message("last")
+    notices, dropped, received = 0, 0, 0
+    while True:
+        message = json.loads(slow.recv())
+        if message["type"] == "gap":
+            notices += 1
+            dropped += message["dropped"]
+        else:
+            received += 1
+            if message["data"] == "last":
+                break
+    slow.close()
+    print(f"{dropped} dropped in {notices} gap notice(s), {received} received")
+    assert received + dropped == total and dropped > 1000
+    assert notices <= 10
