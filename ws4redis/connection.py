@@ -45,6 +45,7 @@ from ws4redis.transports import Transport
 if TYPE_CHECKING:
     from django.http import HttpRequest
 
+    from ws4redis.multiplex import Grant
     from ws4redis.protocol import Change
 
 __all__ = ["Connection"]
@@ -142,7 +143,7 @@ class Connection:
         )
         self._attached = False
         # Facilities subscribed at run time whose disconnect hook is due when they go (_remember_disconnect).
-        self._runtime: dict[str, tuple[Any, set[str]]] | None = None
+        self._runtime: dict[str, tuple[Grant, set[str]]] | None = None
         self._control_frames: list[tuple[bytes, bool]] = []  # v2 notices waiting for the greenlet
         self._gaps = 0  # messages dropped (drop-oldest) that the client has not been told of yet
         self._hooks = hooks_for(handshake.subscription.facility)  # resolved once per facility; None kinds cost nothing
@@ -453,7 +454,9 @@ class Connection:
                     continue
                 self._readable = True  # the transport checks its liveness (pings, pong timeout) when it reads
             if self._readable:  # a wake-up by the hub alone costs no receive call
-                self._readable = self._drain_socket()  # True: the round's budget ran out with input left
+                self._readable = False  # before the drain: a readability reported while it runs is kept
+                if self._drain_socket():
+                    self._readable = True  # the round's budget ran out with input left
             self._flush_control()
             self._catch_up()
             self._drain_queue()
@@ -593,7 +596,7 @@ class Connection:
             self._send(*answer)
         self._send_kept_of(new)
 
-    def _remember_disconnect(self, grant: Any, channels: list[str]) -> None:
+    def _remember_disconnect(self, grant: Grant, channels: list[str]) -> None:
         """A facility subscribed at run time whose hooks have ``disconnect``: run it when its last channel goes
         (unsubscribe or close), with the request its connect hook saw. Bounded: one entry per facility, and the
         socket's channels are bounded by ``WS4REDIS_MAX_SUBSCRIPTIONS``."""
