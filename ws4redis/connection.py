@@ -7,9 +7,10 @@ go out so waits for the connection's own greenlet.
 
 Every other wake-up source (the socket became readable, a close was requested, the periodic duties are due, the
 socket buffer was full) calls ``_kick``: it wakes the connection's greenlet, or spawns one when it has none. The
-greenlet drains the socket until empty and then the queue until empty, so no message waits for the next event; every
-send that may wait (a full socket buffer, a control message, a close) happens in it, so a slow client never stalls
-the hub.
+greenlet drains the socket until empty and then the queue until empty, so no message waits for the next event, in
+rounds of bounded work (``_MESSAGES_PER_ROUND``; the transport's frame budget): between two rounds it waits for the
+loop's next iteration, so one client writing as fast as it can never holds the worker. Every send that may wait (a
+full socket buffer, a control message, a close) happens in it, so a slow client never stalls the hub.
 
 A greenlet is the dearest part of an idle websocket (bench/: about 8 KB parked, and under uWSGI a whole parked
 request); so a connection gives its greenlet back ("parks") right after it opened, and whenever a periodic wake-up
