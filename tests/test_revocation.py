@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 import websocket
@@ -10,8 +11,9 @@ from django.conf import settings
 from django.contrib.sessions.models import Session
 from django.test import Client
 
-from tests.conftest import People, assert_silent, connect
+from tests.conftest import People, assert_silent, connect, refused_status
 from tests.servers import UwsgiServer
+from tests.servers_any import any_server_fixture, gevent_servers_fixture  # noqa: F401  (fixtures)
 from ws4redis.exceptions import CloseCode
 from ws4redis.publisher import RedisPublisher
 
@@ -82,3 +84,51 @@ def test_logout_reaches_sockets_on_every_worker(uwsgi_factory: Callable[..., Uws
     client.logout()
     for ws in sockets:
         assert_closed(ws)
+
+
+# -- a password change is a logout of every session (issue 19, item 6) -----------------------------------------------
+def test_password_change_closes_every_open_socket_of_the_user(any_server: Callable[..., Any], people: People) -> None:
+    """``set_password`` + ``save`` anywhere Django runs (a shell, an admin page, a task): Django logs the user's
+    sessions out at their next request, and their open sockets close at once."""
+    server = any_server()
+    first = connect(server, "/ws/pw?subscribe-user", cookie=people.cookie("alice"))
+    second = connect(server, "/ws/pw-other?subscribe-broadcast", cookie=people.cookie("alice"))
+    bystander = connect(server, "/ws/pw?subscribe-user", cookie=people.cookie("bob"))
+    old_cookie = people.cookie("alice")
+    alice = people.users["alice"]
+    alice.first_name = "Alice"
+    alice.save()  # a save that changes no password revokes nothing
+    assert_silent(first)
+    alice.set_password("a new secret")
+    alice.save()
+    assert_closed(first)
+    assert_closed(second)
+    RedisPublisher(facility="pw", users=["bob"]).publish_message("bob stays")
+    assert bystander.recv() == "bob stays"
+    # The old session no longer authenticates (Django's session auth hash): a user channel is refused.
+    assert refused_status(server, "/ws/pw?subscribe-user", cookie=old_cookie) == 403
+
+
+def test_the_session_that_changed_the_password_keeps_working(any_server: Callable[..., Any], people: People) -> None:
+    """``update_session_auth_hash`` in the view that changed the password (Django's PasswordChangeView does it): that
+    browser stays logged in under a new session key and its new sockets work; the other session's socket closes."""
+    from django.contrib.auth import update_session_auth_hash
+    from django.contrib.sessions.backends.db import SessionStore
+    from django.test import RequestFactory
+
+    server = any_server()
+    changing, other = people.cookie("alice"), people.cookie("alice")
+    other_socket = connect(server, "/ws/pw?subscribe-user", cookie=other)
+    request = RequestFactory().post("/password_change/")
+    request.session = SessionStore(session_key=People.session_key(changing))
+    alice = people.users["alice"]
+    request.user = alice
+    alice.set_password("changed in a view")
+    alice.save()
+    update_session_auth_hash(request, alice)  # what the view does before answering
+    request.session.save()
+    assert_closed(other_socket)
+    renewed = f"{settings.SESSION_COOKIE_NAME}={request.session.session_key}"
+    ws = connect(server, "/ws/pw?subscribe-user", cookie=renewed)
+    RedisPublisher(facility="pw", users=["alice"]).publish_message("still alice")
+    assert ws.recv() == "still alice"

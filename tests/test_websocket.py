@@ -185,7 +185,8 @@ def test_foreign_origin_is_403(server: UwsgiServer, people: People) -> None:
     cookie = people.cookie("alice")
     assert refused_status(server, "/ws/f?subscribe-user", cookie=cookie, origin="http://evil.example") == 403
     assert refused_status(server, "/ws/f?subscribe-user", cookie=cookie, origin="null") == 403
-    connect(server, "/ws/f?subscribe-user", cookie=cookie, origin="http://localhost:1234")  # in ALLOWED_HOSTS
+    # In ALLOWED_HOSTS, same scheme and port as the server (tests/test_origin.py: any other scheme or port is 403).
+    connect(server, "/ws/f?subscribe-user", cookie=cookie, origin=f"http://localhost:{server.port}")
 
 
 def test_allowed_origins_setting(uwsgi_factory: Callable[..., UwsgiServer], people: People) -> None:

@@ -114,20 +114,74 @@ def check_upgrade(environ: dict[str, Any]) -> str:
     return key
 
 
-def _origin_allowed(origin: str, host: str) -> bool:
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def _split_origin(value: str) -> tuple[str, str, int] | None:
+    """``(scheme, host, port)`` of an http(s) origin, the default port filled in; ``None`` for anything else (a
+    path, credentials, another scheme, a bad port: a browser never sends those in ``Origin``)."""
+    try:
+        parts = urlsplit(value.strip())
+        port = parts.port
+        host = parts.hostname
+    except ValueError:
+        return None
+    scheme = parts.scheme.lower()
+    if scheme not in _DEFAULT_PORTS or not host or parts.path not in ("", "/") or parts.query or parts.fragment:
+        return None
+    if parts.username is not None or parts.password is not None:
+        return None
+    return scheme, host.lower(), _DEFAULT_PORTS[scheme] if port is None else port
+
+
+def _matches(origin: tuple[str, str, int], pattern: str) -> bool:
+    """``origin`` against one entry of ``WS4REDIS_ALLOWED_ORIGINS`` or ``CSRF_TRUSTED_ORIGINS``: scheme, host and
+    port all equal; a host ``*.example.com`` (Django's CSRF syntax) also matches every subdomain, not the bare
+    domain."""
+    wildcard = "://*." in pattern
+    wanted = _split_origin(pattern.replace("://*.", "://", 1) if wildcard else pattern)
+    if wanted is None or wanted[0] != origin[0] or wanted[2] != origin[2]:
+        return False
+    return origin[1].endswith("." + wanted[1]) if wildcard else origin[1] == wanted[1]
+
+
+def _own_origin(environ: dict[str, Any]) -> tuple[str, str, int] | None:
+    """The origin the websocket request itself was made to, as Django's ``request.is_secure()`` and
+    ``get_host()`` see it (``SECURE_PROXY_SSL_HEADER``, ``USE_X_FORWARDED_HOST``), without building a request."""
+    scheme = str(environ.get("wsgi.url_scheme") or "http")
+    proxy = getattr(django_settings, "SECURE_PROXY_SSL_HEADER", None)
+    if proxy:
+        header, secure = proxy
+        forwarded = environ.get(header)
+        if forwarded is not None:
+            scheme = "https" if str(forwarded).split(",", 1)[0].strip() == secure else "http"
+    host = environ.get("HTTP_X_FORWARDED_HOST") if django_settings.USE_X_FORWARDED_HOST else None
+    host = str(host or environ.get("HTTP_HOST") or "")
+    return _split_origin(f"{scheme}://{host}") if host else None
+
+
+def _origin_allowed(origin: str, environ: dict[str, Any]) -> bool:
+    """Scheme, host and port compared, as a browser's same-origin policy does: ``http://site:1`` and
+    ``https://site`` are other origins than ``http://site:8000``, whatever their host."""
     allowed = settings.get("WS4REDIS_ALLOWED_ORIGINS")
-    parts = urlsplit(origin)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
+    parsed = _split_origin(origin)
+    if parsed is None:
         return False
     if allowed is not None:
-        return "*" in allowed or origin.rstrip("/") in {str(a).rstrip("/") for a in allowed}
-    if parts.netloc.lower() == host.lower():
+        return "*" in allowed or any(_matches(parsed, str(pattern)) for pattern in allowed)
+    own = _own_origin(environ)
+    if parsed == own:
         return True  # same origin as the page's own host
-    # Another host of this site: ALLOWED_HOSTS decides, except its '*' wildcard, which would let any site in.
+    if any(_matches(parsed, str(pattern)) for pattern in getattr(django_settings, "CSRF_TRUSTED_ORIGINS", ())):
+        return True  # what Django's CSRF check trusts for unsafe requests, it trusts here
+    if own is None or parsed[0] != own[0] or parsed[2] != own[2]:
+        return False
+    # Another host of this site, same scheme and port: ALLOWED_HOSTS decides, except its '*' wildcard, which would
+    # let any site in.
     hosts = [h for h in django_settings.ALLOWED_HOSTS if h != "*"]
     if django_settings.DEBUG and not django_settings.ALLOWED_HOSTS:
         hosts = [".localhost", "127.0.0.1", "[::1]"]
-    domain, _port = split_domain_port(parts.netloc)
+    domain, _port = split_domain_port(f"[{parsed[1]}]" if ":" in parsed[1] else parsed[1])
     return bool(domain) and validate_host(domain, hosts)
 
 
@@ -139,7 +193,7 @@ def check_origin(environ: dict[str, Any]) -> None:
     origin = environ.get("HTTP_ORIGIN")
     if origin is None:
         return
-    if not _origin_allowed(origin.strip(), environ.get("HTTP_HOST", "")):
+    if not _origin_allowed(origin, environ):
         raise ForbiddenOrigin(f"origin {origin!r} is not allowed")
 
 

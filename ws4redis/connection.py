@@ -7,9 +7,10 @@ go out so waits for the connection's own greenlet.
 
 Every other wake-up source (the socket became readable, a close was requested, the periodic duties are due, the
 socket buffer was full) calls ``_kick``: it wakes the connection's greenlet, or spawns one when it has none. The
-greenlet drains the socket until empty and then the queue until empty, so no message waits for the next event; every
-send that may wait (a full socket buffer, a control message, a close) happens in it, so a slow client never stalls
-the hub.
+greenlet drains the socket until empty and then the queue until empty, so no message waits for the next event, in
+rounds of bounded work (``_MESSAGES_PER_ROUND``; the transport's frame budget): between two rounds it waits for the
+loop's next iteration, so one client writing as fast as it can never holds the worker. Every send that may wait (a
+full socket buffer, a control message, a close) happens in it, so a slow client never stalls the hub.
 
 A greenlet is the dearest part of an idle websocket (bench/: about 8 KB parked, and under uWSGI a whole parked
 request); so a connection gives its greenlet back ("parks") right after it opened, and whenever a periodic wake-up
@@ -45,6 +46,7 @@ from ws4redis.transports import Transport
 if TYPE_CHECKING:
     from django.http import HttpRequest
 
+    from ws4redis.multiplex import Grant
     from ws4redis.protocol import Change
 
 __all__ = ["Connection"]
@@ -52,6 +54,13 @@ __all__ = ["Connection"]
 logger = logging.getLogger(__name__)
 
 _OWN_ECHOES = 64  # own publishes remembered for echo suppression; more in flight than this is not plausible
+# Client messages handled per round at most; then the greenlet yields so that one client writing as fast as it can
+# does not hold the worker (issue 19: a ping flood delayed every other socket's deliveries by seconds).
+_MESSAGES_PER_ROUND = 32
+# What one queued message costs beyond its payload (its list slot, its share of the Delivery): counted against
+# WS4REDIS_QUEUE_BYTES, so a client that stops reading cannot make the queue of a flood of empty messages unbounded.
+_QUEUE_ENTRY_BYTES = 64
+_YIELD = 0.001  # seconds: a timer, so the greenlet resumes after the loop's next poll for I/O
 
 
 class _Writer:
@@ -103,11 +112,11 @@ class Connection:
     """
 
     __slots__ = (
-        "_attached", "_bucket", "_busy", "_close", "_control_frames", "_drop_oldest", "_due", "_ended",
-        "_expires_at", "_greenlet", "_handshake", "_hold_timer", "_hold_until", "_hooks", "_identity", "_interval",
+        "_attached", "_bucket", "_busy", "_close", "_control_frames", "_drop_oldest", "_due", "_ended", "_expires_at",
+        "_gaps", "_greenlet", "_handshake", "_hold_timer", "_hold_until", "_hooks", "_identity", "_interval",
         "_kicked", "_label", "_late", "_listen", "_max_message", "_own", "_presence", "_publish", "_queue",
-        "_queue_limit", "_queued_bytes", "_quota", "_readable", "_recovery", "_request", "_subscription", "_timer",
-        "_waiter", "_watcher", "_working", "hub", "protocol", "transport",
+        "_queue_limit", "_queued_bytes", "_quota", "_readable", "_recovery", "_request", "_runtime", "_subscription",
+        "_timer", "_waiter", "_watcher", "_working", "hub", "protocol", "transport",
     )
 
     def __init__(self, transport: Transport, handshake: Handshake, hub: Hub) -> None:
@@ -141,7 +150,10 @@ class Connection:
             collections.deque(maxlen=_OWN_ECHOES) if suppress else None
         )
         self._attached = False
+        # Facilities subscribed at run time whose disconnect hook is due when they go (_remember_disconnect).
+        self._runtime: dict[str, tuple[Grant, set[str]]] | None = None
         self._control_frames: list[tuple[bytes, bool]] = []  # v2 notices waiting for the greenlet
+        self._gaps = 0  # messages dropped (drop-oldest) that the client has not been told of yet
         self._hooks = hooks_for(handshake.subscription.facility)  # resolved once per facility; None kinds cost nothing
         self._drop_oldest = settings.get("WS4REDIS_SLOW_CONSUMER") == "drop-oldest"
         self._bucket: TokenBucket | None = None  # made by the first publish: most sockets never publish
@@ -169,7 +181,7 @@ class Connection:
             return
         if self._close is not None:
             return
-        size = len(delivery.data)
+        size = len(delivery.data) + _QUEUE_ENTRY_BYTES
         if self._queued_bytes + size > self._queue_limit and self._drop_oldest:
             self._drop_to_fit(size)
         if self._queued_bytes + size > self._queue_limit:
@@ -198,7 +210,8 @@ class Connection:
         if not queue or self._ended:
             return 0
         if (
-            self._working or self._control_frames or self._close is not None or self._hold_until is not None
+            self._working or self._control_frames or self._gaps or self._close is not None
+            or self._hold_until is not None
             or self._recovery.enabled or not self.transport.send_nowait(b"".join([self._wire(d) for d in queue]))
         ):
             self._busy = True
@@ -230,17 +243,20 @@ class Connection:
             metrics.DELIVERY_LATENCY.observe(time.monotonic() - delivery.received)
 
     def _drop_to_fit(self, size: int) -> None:
-        """The "drop-oldest" policy: make room by discarding the oldest queued messages, counted and logged."""
+        """The "drop-oldest" policy: make room by discarding the oldest queued messages, counted and logged.
+
+        Drops until the client is told are summed into one ``gap`` notice (``_gaps``) and logged once: a client
+        that stopped reading while the drops go on must not grow a list of notices, nor the log, per message.
+        """
         dropped = 0
         while self._queue and self._queued_bytes + size > self._queue_limit:
-            self._queued_bytes -= len(self._queue.pop(0).data)
+            self._queued_bytes -= len(self._queue.pop(0).data) + _QUEUE_ENTRY_BYTES
             dropped += 1
         if dropped:
             metrics.DROPPED.labels("slow_consumer_oldest").inc(dropped)
-            logger.warning("ws4redis: dropped %d oldest message(s) for slow consumer %s", dropped, self._label)
-            gap = self.protocol.control("gap", dropped=dropped)
-            if gap is not None:
-                self._control_frames.append(gap)
+            if not self._gaps:
+                logger.warning("ws4redis: dropping the oldest message(s) for slow consumer %s", self._label)
+            self._gaps += dropped
 
     def hub_reconnected(self) -> None:
         """Messages published while the hub was disconnected are gone; a v2 client is told (see protocol).
@@ -375,6 +391,9 @@ class Connection:
         metrics.CLOSED.labels(str(int(code))).inc()
         logger.info("ws4redis: websocket closed for %s (%d %s)", self._label, code, reason)
         self._hooks.run_disconnect(self._request, self._subscription)
+        runtime, self._runtime = self._runtime, None
+        for grant, _channels in (runtime or {}).values():
+            grant.hooks.run_disconnect(grant.request, grant.subscription)
 
     def release(self) -> None:
         """Detach from the hub (idempotent): whatever ended the connection, its channels are released."""
@@ -443,11 +462,19 @@ class Connection:
                     continue
                 self._readable = True  # the transport checks its liveness (pings, pong timeout) when it reads
             if self._readable:  # a wake-up by the hub alone costs no receive call
-                self._readable = False
-                self._drain_socket()
+                self._readable = False  # before the drain: a readability reported while it runs is kept
+                if self._drain_socket():
+                    self._readable = True  # the round's budget ran out with input left
             self._flush_control()
             self._catch_up()
             self._drain_queue()
+            if self._readable:
+                # Input is left but this round had its share: wait for the loop's next iteration, so every other
+                # runnable greenlet and every ready socket (the hub's reader, the other clients) goes first.
+                # (sleep(0) resumes before the loop polls for I/O, up to 50 times in a row: measured 40-60 ms
+                # median delays for the others during a flood, against under 10 ms with this.)
+                gevent.sleep(_YIELD)
+                continue
             if not self._kicked:
                 self._working = False  # from here the hub may write to the socket itself (_Writer)
                 if park:
@@ -469,12 +496,14 @@ class Connection:
             self._quota.refresh()
         return False
 
-    def _drain_socket(self) -> None:
+    def _drain_socket(self) -> bool:
+        """Handle what the client sent, at most ``_MESSAGES_PER_ROUND`` messages; ``True`` when input is left (the
+        round's budget, or the transport's frame budget, ran out), so the caller yields and comes back."""
         receive = self.transport.receive_nowait
-        while True:
-            data = receive()  # also lets uWSGI answer and send pings
+        for _ in range(_MESSAGES_PER_ROUND):
+            data = receive()  # also answers and sends pings
             if data is None:
-                return
+                return self.transport.pending
             if len(data) > self._max_message:
                 metrics.DROPPED.labels("message_too_big").inc()
                 logger.warning(
@@ -482,6 +511,8 @@ class Connection:
                 )
                 raise ConnectionClosed(CloseCode.MESSAGE_TOO_BIG, "message too big")
             incoming = self.protocol.incoming(data, text=self.transport.last_text)
+            if incoming.publish is None and not self.transport.allow_request():
+                self._too_many_requests()
             if incoming.resume is not None:
                 self._resume(incoming.resume)
             self._hold_until = None  # the client has spoken: no resume comes before live messages now
@@ -493,6 +524,17 @@ class Connection:
                     self._client_publish(hooked, incoming.text)
             if incoming.change is not None:
                 self._change_subscription(incoming.change)
+        return True
+
+    def _too_many_requests(self) -> None:
+        """Requests that are not publishes (v2 ``ping``, ``subscribe``, ``resume``, bad envelopes, the heartbeat)
+        faster than ``WS4REDIS_CONTROL_RATE``, sharing the allowance of ping and pong frames: closed with 1008."""
+        metrics.RATE_LIMITED.labels("control").inc()
+        logger.warning("ws4redis: %s sent requests faster than WS4REDIS_CONTROL_RATE; closing", self._label)
+        frame = self.protocol.control("error", reason="too many requests")
+        if frame is not None:
+            self._send(*frame)
+        raise ConnectionClosed(CloseCode.POLICY_VIOLATION, "too many requests")
 
     def _message_hook(self, data: bytes) -> bytes | None:
         """The facility's message hook (``ws4redis.hooks``): new bytes, or ``None`` to drop; a failure closes 1011."""
@@ -507,7 +549,8 @@ class Connection:
             raise ConnectionClosed(CloseCode.INTERNAL_ERROR, "hook failed") from None
 
     def _change_subscription(self, change: Change) -> None:
-        """A v2 ``subscribe``/``unsubscribe`` (``ws4redis.multiplex``): authorised as at connect, then answered."""
+        """A v2 ``subscribe``/``unsubscribe`` (``ws4redis.multiplex``): authorised as a connection to that facility
+        (policy, ``WS4REDIS_ALLOWED_CHANNELS`` and the facility's connect hook), then answered."""
         from django.core.exceptions import PermissionDenied
 
         from ws4redis import multiplex
@@ -519,15 +562,22 @@ class Connection:
         new: list[str] = []  # channels to send kept messages of, once the client has its answer
         try:
             if change.kind == "subscribe":
-                granted, channels = multiplex.authorise_subscribe(
+                grant = multiplex.authorise_subscribe(
                     request, change.facility, change.audiences,
                     echo=self._subscription.echo, listening=len(self._listen),
                 )
-                new = [c for c in channels if c not in self._listen]
+                new = [c for c in grant.channels if c not in self._listen]
                 if new:
                     self.hub.attach(self, new, timeout=float(settings.get("WS4REDIS_SUBSCRIBE_TIMEOUT")))
                     self._listen.extend(new)
-                answer = self.protocol.control("subscribed", facility=change.facility, audiences=sorted(granted))
+                    if not self._recovery.enabled and any(history.window_for(c) for c in new):
+                        # A socket without history shares one empty Recovery with every other such socket;
+                        # tracking a history channel in it would change theirs too. This one gets its own.
+                        self._recovery = history.Recovery(self._listen)
+                self._remember_disconnect(grant, new)
+                answer = self.protocol.control(
+                    "subscribed", facility=change.facility, audiences=sorted(grant.audiences)
+                )
             else:
                 gone = set(multiplex.channels_to_drop(request, change.facility, change.audiences)) & set(self._listen)
                 if gone:
@@ -536,7 +586,12 @@ class Connection:
                     # Already queued messages of those channels must not arrive after the answer either.
                     kept = [d for d in self._queue if d.channel not in gone]
                     self._queue = kept
-                    self._queued_bytes = sum(len(d.data) for d in kept)
+                    self._queued_bytes = sum(len(d.data) + _QUEUE_ENTRY_BYTES for d in kept)
+                    self._forget_disconnect(change.facility, gone)
+                    if self._recovery.enabled:  # a position per channel ever subscribed would grow without bound
+                        for channel in gone:
+                            self._recovery.windows.pop(channel, None)
+                            self._recovery.last.pop(channel, None)
                 answer = self.protocol.control(
                     "unsubscribed", facility=change.facility, audiences=sorted(change.audiences)
                 )
@@ -548,6 +603,31 @@ class Connection:
         if answer is not None:
             self._send(*answer)
         self._send_kept_of(new)
+
+    def _remember_disconnect(self, grant: Grant, channels: list[str]) -> None:
+        """A facility subscribed at run time whose hooks have ``disconnect``: run it when its last channel goes
+        (unsubscribe or close), with the request its connect hook saw. Bounded: one entry per facility, and the
+        socket's channels are bounded by ``WS4REDIS_MAX_SUBSCRIPTIONS``."""
+        facility = grant.subscription.facility
+        if grant.hooks.disconnect is None or facility == self._subscription.facility or not channels:
+            return
+        if self._runtime is None:
+            self._runtime = {}
+        entry = self._runtime.get(facility)
+        if entry is None:
+            self._runtime[facility] = (grant, set(channels))
+        else:
+            entry[1].update(channels)
+
+    def _forget_disconnect(self, facility: str, gone: set[str]) -> None:
+        entry = self._runtime.get(facility) if self._runtime else None
+        if entry is None or self._runtime is None:
+            return
+        entry[1].difference_update(gone)
+        if not entry[1]:
+            del self._runtime[facility]
+            grant = entry[0]
+            grant.hooks.run_disconnect(grant.request, grant.subscription)
 
     def _send_kept_of(self, channels: list[str]) -> None:
         """The kept last message of newly subscribed channels, as a new socket gets them (``WS4REDIS_EXPIRE``)."""
@@ -564,6 +644,7 @@ class Connection:
             self._bucket = TokenBucket(float(rate), float(settings.get("WS4REDIS_PUBLISH_BURST")))
         if self._bucket is not None and not self._bucket.take(time.monotonic()):
             metrics.DROPPED.labels("rate_limited").inc()
+            metrics.RATE_LIMITED.labels("publish").inc()
             logger.warning("ws4redis: %s published faster than WS4REDIS_PUBLISH_RATE; closing", self._label)
             frame = self.protocol.control("error", reason="rate limited")
             if frame is not None:
@@ -592,7 +673,7 @@ class Connection:
         queue, self._queue = self._queue, []  # what arrives while this batch is written waits for the next round
         batch: list[bytes] = []
         for delivery in queue:
-            self._queued_bytes -= len(delivery.data)
+            self._queued_bytes -= len(delivery.data) + _QUEUE_ENTRY_BYTES
             self._delivered(delivery)
             if delivery.id is not None and not fresh(delivery.channel, delivery.id):
                 continue  # already sent by a replay from history
@@ -723,6 +804,11 @@ class Connection:
             metrics.DELIVERED.inc(len(messages))
 
     def _flush_control(self) -> None:
+        if self._gaps:
+            dropped, self._gaps = self._gaps, 0
+            gap = self.protocol.control("gap", dropped=dropped)
+            if gap is not None:
+                self._send(*gap)
         while self._control_frames:
             self._send(*self._control_frames.pop(0))
 

@@ -90,7 +90,9 @@ class Hub:
         self._listeners: dict[str, set[Listener]] = {}
         self._by_identity: dict[tuple[str, str], set[Listener]] = {}  # ("user"|"session", name) -> listeners
         self._ready: dict[str, gevent.event.Event] = {}
-        self._unconfirmed: dict[str, int] = {}  # SUBSCRIBEs sent and not yet confirmed, per channel
+        # SUBSCRIBEs sent and not yet confirmed, per channel; an entry goes when its count is back to zero, so the
+        # table holds only what is in flight (it grew by every channel name ever subscribed: issue 19).
+        self._unconfirmed: dict[str, int] = {}
         self._pubsub: Any = None
         self._client: redis.Redis | None = None
         self._write_lock = gevent.lock.Semaphore()
@@ -172,6 +174,19 @@ class Hub:
         """Channels this process is subscribed to (for status pages and tests)."""
         return list(self._listeners)
 
+    def table_sizes(self) -> dict[str, int]:
+        """Entries in each table a client can add to (for status pages, and tests proving they are bounded: every
+        one returns to its size before a client subscribed to and unsubscribed from any number of channels)."""
+        sizes = {
+            "listeners": len(self._listeners), "ready": len(self._ready), "unconfirmed": len(self._unconfirmed),
+            "identities": len(self._by_identity),
+        }
+        for name in ("channels", "pending_unsubscribe_channels"):  # redis-py's own records of the subscriptions
+            table = getattr(self._pubsub, name, None)
+            if isinstance(table, (dict, set)):
+                sizes[f"pubsub_{name}"] = len(table)
+        return sizes
+
     def stop(self) -> None:
         """Stop reading and close the pub/sub connection (tests, and a worker that is going away)."""
         self._stopping = True
@@ -190,7 +205,7 @@ class Hub:
             self._unconfirmed[channel] = self._unconfirmed.get(channel, 0) + 1
         if not self._command("SUBSCRIBE", channels):
             for channel in channels:  # not sent: the reconnect will subscribe every channel afresh
-                self._unconfirmed[channel] -= 1
+                self._settle(channel)
 
     def _command(self, name: str, channels: list[str]) -> bool:
         """Send a (UN)SUBSCRIBE on the pub/sub link; ``False`` when there is no link (the reconnect covers it)."""
@@ -299,9 +314,15 @@ class Hub:
         """The next reply on the pub/sub link, waiting as long as it takes (``ws4redis.threaded`` reads elsewhere)."""
         return pubsub.parse_response(block=True)
 
+    def _settle(self, channel: str) -> int:
+        """One SUBSCRIBE of ``channel`` is settled (confirmed, or never sent); how many are still in flight."""
+        left = self._unconfirmed.pop(channel, 1) - 1
+        if left > 0:
+            self._unconfirmed[channel] = left
+        return left
+
     def _confirm(self, channel: str) -> None:
-        left = self._unconfirmed.get(channel, 1) - 1
-        self._unconfirmed[channel] = max(left, 0)
+        left = self._settle(channel)
         ready = self._ready.get(channel)
         if left <= 0 and ready is not None and channel in self._listeners:
             ready.set()

@@ -35,6 +35,7 @@ __all__ = [
     "PUBLISHED",
     "PUBLISHED_BY_CLIENTS",
     "PUBLISHED_BY_SERVER",
+    "RATE_LIMITED",
     "RECOVERIES",
     "REFUSED",
     "SUBSCRIPTIONS",
@@ -67,6 +68,12 @@ RECOVERIES = Counter(
     ["outcome"],
 )
 CLOSED = Counter("ws4redis_connections_closed", "Websockets closed, by close code", ["code"])
+RATE_LIMITED = Counter(
+    "ws4redis_clients_rate_limited",
+    "Websockets closed for sending faster than their allowance, by kind: publish (4029), control (1008: control "
+    "frames and requests that are not publishes)",
+    ["kind"],
+)
 HUB_RECONNECTS = Counter("ws4redis_hub_reconnects", "Times a hub re-established its Redis pub/sub connection")
 BAD_RECORDS = Counter(
     "ws4redis_bad_records", "Messages from Redis a hub could not parse and skipped (ws4redis.wire)", ["reason"]

@@ -1,9 +1,15 @@
-"""Live revocation: logging out, deleting a session or deactivating a user closes the matching open websockets.
+"""Live revocation: logging out, deleting a session, deactivating a user or changing their password closes the
+matching open websockets.
 
 Authorisation happens at the handshake; without this, a socket opened before a logout would keep receiving that
 user's messages. The Django process that sees the change publishes a control message on
 ``{prefix:}ws4redis:control``; every hub of every worker and instance receives it and closes its matching sockets
 (close code 4003, or a ``ws4redis.v2`` "revoked" message where the transport cannot send a code).
+
+A password change is a logout of every session, as Django treats it (the session auth hash no longer matches, so
+the other sessions are logged out at their next request): the user's open sockets are closed once the change is
+committed. The session that made the change keeps working through ``update_session_auth_hash``, which gives it a
+new session key; new sockets opened with it are not affected.
 """
 
 from __future__ import annotations
@@ -80,8 +86,21 @@ def _on_session_deleted(sender: Any, instance: Any, **kwargs: Any) -> None:
 
 
 def _on_user_saved(sender: Any, instance: Any, **kwargs: Any) -> None:
+    """Deactivated, or a new password: every socket of the user goes.
+
+    ``AbstractBaseUser.set_password`` keeps the raw password in ``_password`` until ``save()`` has sent
+    ``post_save``, which is how Django itself knows the password changed (``password_validation.password_changed``)
+    without a query: the same test here costs nothing on the user saves that change no password.
+    """
     if getattr(instance, "is_active", True) is False:
         revoke(user=str(instance.get_username()))
+    elif getattr(instance, "_password", None) is not None:
+        from django.db import transaction
+
+        name = str(instance.get_username())
+        # After the commit: a rolled back change must not log anybody out, and a socket reconnecting at once must
+        # find the new password in force. Without a transaction on_commit runs at once.
+        transaction.on_commit(lambda: revoke(user=name), using=kwargs.get("using"))
 
 
 def connect_receivers() -> None:

@@ -50,6 +50,8 @@ DEFAULTS: dict[str, Any] = {
     "WS4REDIS_SLOW_CONSUMER": "close",  # or "drop-oldest": what happens when WS4REDIS_QUEUE_BYTES is exceeded
     "WS4REDIS_PUBLISH_RATE": 20.0,  # messages per second a client may publish through its socket (None: no limit)
     "WS4REDIS_PUBLISH_BURST": 40,  # messages a client may publish at once before the rate applies
+    "WS4REDIS_CONTROL_RATE": 10.0,  # pings, pongs and non-publish requests per second and socket (None: no limit)
+    "WS4REDIS_CONTROL_BURST": 50,  # of those, how many a client may send at once before the rate applies
     "WS4REDIS_MAX_CONNECTIONS_PER_USER": None,  # open sockets per user across all workers (None: no limit)
     "WS4REDIS_MAX_SUBSCRIPTIONS": 100,  # channels one socket may listen to (a user in many groups)
 }

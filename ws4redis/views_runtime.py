@@ -140,6 +140,9 @@ class WebSocket:
                     metrics.DROPPED.labels("message_too_big").inc()
                     raise self._fail(CloseCode.MESSAGE_TOO_BIG, "message too big")
                 return data
+            if self.transport.pending:  # the transport's frame budget was spent: the others' turn, then on
+                gevent.sleep(0)
+                continue
             remaining = None if deadline is None else deadline - time.monotonic()
             if remaining is not None and remaining <= 0:
                 return None

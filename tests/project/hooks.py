@@ -26,3 +26,11 @@ def token_auth(request):
     token = request.GET.get("token")
     request.session = None
     request.user = TokenUser(token) if token else None
+
+
+def secret_facilities(request, channels):
+    """WS4REDIS_ALLOWED_CHANNELS keyed on the path, as projects write them: facilities 'secret-*' are alice's only."""
+    facility = request.path.rsplit("/", 1)[-1]
+    if facility.startswith("secret-") and getattr(request.user, "get_username", lambda: "")() != "alice":
+        raise PermissionDenied("secret facilities are alice's")
+    return channels

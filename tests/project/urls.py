@@ -30,3 +30,18 @@ urlpatterns += [
 from ws4redis.views import metrics  # noqa: E402 - the operator routes the metrics view where they like
 
 urlpatterns += [path("metrics", metrics)]
+
+
+def hub_tables(request: HttpRequest) -> HttpResponse:
+    """This worker's hub table sizes and RSS, for tests/test_bounded_state.py (one worker: the same process)."""
+    import json
+    import os
+
+    from ws4redis.hub import get_hub
+
+    sizes = get_hub().table_sizes()
+    sizes["pid"] = os.getpid()
+    return HttpResponse(json.dumps(sizes), content_type="application/json")
+
+
+urlpatterns += [path("__hub__/", hub_tables)]

@@ -23,14 +23,24 @@ class Transport(Protocol):
     def receive_nowait(self) -> bytes | None:
         """One received message, or ``None`` when nothing is buffered; raises ``ConnectionClosed`` when the peer left.
 
-        Control frames (ping, pong, close) are handled inside; only data messages come out. ``last_text`` then says
-        whether it came as a text or a binary message.
+        Control frames (ping, pong, close) are handled inside, within the control-frame allowance (a flood closes the
+        socket with 1008); only data messages come out. ``last_text`` then says whether it came as a text or a binary
+        message.
         """
 
     @property
     def last_text(self) -> bool:
         """Whether the message ``receive_nowait`` returned last came as text (valid UTF-8) rather than binary: the frame
         type a client chose travels with its publish (``ws4redis.wire``)."""
+
+    @property
+    def pending(self) -> bool:
+        """Whether ``receive_nowait`` returned ``None`` with frames still buffered (its per-call frame budget was
+        spent): call it again after yielding to the other sockets, without waiting for readability."""
+
+    def allow_request(self) -> bool:
+        """Spend one token of the socket's allowance for control frames and non-publish requests
+        (``WS4REDIS_CONTROL_RATE``); ``False`` once it is exhausted."""
 
     def send(self, data: bytes, *, text: bool) -> None:
         """Send one message as a text or binary frame; raises ``ConnectionClosed`` when the peer left."""

@@ -7,7 +7,13 @@ codes); this module only moves bytes between it and the socket and applies the l
   cannot make the server buffer an unbounded message;
 - invalid UTF-8 in a text message closes with 1007 and an unmasked client frame with 1002 (wsproto decides both);
 - a ping is answered at once; when the peer has been silent for ``ping_interval`` seconds we ping it, and a peer
-  that does not answer within ``ping_timeout`` is dropped (1006), so dead TCP peers do not hold memory for hours.
+  that does not answer within ``ping_timeout`` is dropped (1006), so dead TCP peers do not hold memory for hours;
+- control frames (ping, pong) and the client's requests that are not publishes (``allow_request``) share one token
+  bucket per socket (``control_rate``/``control_burst``); past it the socket is closed with 1008, counted and
+  logged, so a ping flood costs the worker a bounded amount of work;
+- one ``receive_nowait`` call parses at most ``_FRAMES_PER_CALL`` frames: a client writing frames as fast as it can
+  (pings, tiny fragments) leaves the rest buffered (``pending``) while the connection loop lets the other sockets
+  have their turn, instead of holding the worker until its socket runs dry.
 
 Reads never block: the connection loop waits for readability itself, then calls ``receive_nowait`` until it returns
 ``None``. Sends may come from a second greenlet (a graceful shutdown), so they are serialised by a semaphore.
@@ -41,8 +47,10 @@ from wsproto.connection import ConnectionState
 from wsproto.frame_protocol import CloseReason, FrameProtocol, Opcode, ParseFailed
 from wsproto.utilities import generate_accept_token
 
+from ws4redis import metrics
 from ws4redis.exceptions import CloseCode, ConnectionClosed
 from ws4redis.framing import close_frame, encode_frame, ping_frame, pong_frame
+from ws4redis.limits import TokenBucket
 from ws4redis.protocol import protocol_for
 
 __all__ = ["UPGRADED_KEY", "TransportOptions", "WsprotoTransport", "close_now", "options_from_settings"]
@@ -54,6 +62,11 @@ logger = logging.getLogger(__name__)
 UPGRADED_KEY = "ws4redis.upgraded"
 
 _READ_SIZE = 65536
+# Frames parsed per receive_nowait call at most (bench: a 64 KB read of empty pings is ten thousand frames, tens of
+# milliseconds of parsing and answering during which no other socket of the worker is served).
+_FRAMES_PER_CALL = 64
+# Bytes read while waiting for the peer's answer to our close; a peer still flooding past that is just dropped.
+_CLOSING_READ_LIMIT = 4 * _READ_SIZE
 # Codes that must never appear in a close frame (RFC 6455 section 7.4.1): the socket is just dropped.
 _UNSENDABLE = frozenset({1005, 1006, 1015})
 _OPEN, _LOCAL_CLOSING, _REMOTE_CLOSING, _CLOSED = (
@@ -84,6 +97,8 @@ class TransportOptions:
     ping_timeout: float = 20.0
     send_timeout: float = 30.0
     close_timeout: float = 2.0
+    control_rate: float | None = 10.0  # control frames and non-publish requests per second (None: no limit)
+    control_burst: float = 50.0
 
 
 _cached_options: tuple[tuple[Any, ...], TransportOptions] | None = None
@@ -95,14 +110,17 @@ def options_from_settings() -> TransportOptions:
     from ws4redis import settings
 
     raw = tuple(settings.get(name) for name in (
-        "WS4REDIS_MAX_MESSAGE_SIZE", "WS4REDIS_PING_INTERVAL", "WS4REDIS_PING_TIMEOUT"
+        "WS4REDIS_MAX_MESSAGE_SIZE", "WS4REDIS_PING_INTERVAL", "WS4REDIS_PING_TIMEOUT", "WS4REDIS_CONTROL_RATE",
+        "WS4REDIS_CONTROL_BURST",
     ))
     if _cached_options is None or _cached_options[0] != raw:
-        size, interval, timeout = raw
+        size, interval, timeout, rate, burst = raw
         _cached_options = raw, TransportOptions(
             max_message_size=int(size),
             ping_interval=20.0 if interval is None else float(interval),
             ping_timeout=20.0 if timeout is None else float(timeout),
+            control_rate=float(rate) if rate else None,
+            control_burst=float(burst),
         )
     return _cached_options[1]
 
@@ -111,9 +129,10 @@ class WsprotoTransport:
     """One websocket on a socket whose HTTP upgrade request was already parsed by the server."""
 
     __slots__ = (  # __weakref__: the gevent server keeps its live transports in a WeakSet
-        "__weakref__", "_backlog", "_closed", "_deferred_close", "_drain_deadline", "_environ", "_fd", "_key",
-        "_last_heard", "_lock", "_messages", "_options", "_parser", "_partial", "_partial_size", "_ping_sent",
-        "_sent_close", "_server_sock", "_state", "accepted", "last_text", "on_closed", "subprotocol",
+        "__weakref__", "_backlog", "_budget", "_closed", "_control", "_deferred_close", "_drain_deadline", "_environ",
+        "_fd", "_key", "_last_heard", "_lock", "_messages", "_options", "_parser", "_partial", "_partial_size",
+        "_ping_sent", "_sent_close", "_server_sock", "_state", "_unparsed", "accepted", "last_text", "on_closed",
+        "subprotocol",
     )
 
     def __init__(
@@ -138,6 +157,9 @@ class WsprotoTransport:
         self._sent_close: ConnectionClosed | None = None
         self._drain_deadline: float | None = None  # after a server-initiated shutdown: when to stop waiting
         self._backlog = b""  # the unwritten end of a send_nowait: goes out before anything else
+        self._control: TokenBucket | None = None  # made by the first control frame or request: most never send one
+        self._unparsed = False  # frames are left in the parser's buffer: this call's frame budget was spent
+        self._budget = _FRAMES_PER_CALL
         self.subprotocol: str | None = None
         self.last_text = True  # whether the message receive_nowait returned last came in text frames
         self.accepted = False  # True once accepted: only then may frames be sent
@@ -177,7 +199,9 @@ class WsprotoTransport:
         return self._fd
 
     def receive_nowait(self) -> bytes | None:
-        """One complete data message, or ``None`` when no complete message is buffered and the socket is empty."""
+        """One complete data message, or ``None`` when no complete message is buffered and the socket is empty, or
+        when this call's frame budget is spent with frames still buffered (``pending``: call again after yielding)."""
+        self._budget = _FRAMES_PER_CALL
         while True:
             if self._messages:
                 message, self.last_text = self._messages.pop(0)
@@ -188,6 +212,11 @@ class WsprotoTransport:
                 self._peer_closed(code, reason)
             if self._closed is not None:
                 raise self._closed
+            if self._unparsed:
+                if self._budget <= 0:
+                    return None
+                self._take_frames()
+                continue
             self._check_liveness()
             try:
                 data = os.read(self._fd, _READ_SIZE)  # the fd is non-blocking; never waits
@@ -233,6 +262,22 @@ class WsprotoTransport:
         return True
 
     @property
+    def pending(self) -> bool:
+        """Whether received frames wait in the parser's buffer: ``receive_nowait`` has more without any new read, so
+        the caller must call it again (after letting the other sockets have a turn), not wait for readability."""
+        return self._unparsed
+
+    def allow_request(self) -> bool:
+        """Spend one token of the socket's allowance for control frames and requests (``control_rate``); ``False``
+        once it is exhausted. The connection calls it for each client message that is not a publish."""
+        rate = self._options.control_rate
+        if rate is None:
+            return True
+        if self._control is None:
+            self._control = TokenBucket(rate, self._options.control_burst)
+        return self._control.take(time.monotonic())
+
+    @property
     def backlog(self) -> bool:
         """Whether part of a ``send_nowait`` is still unwritten (any send, even ``send_raw(b"")``, writes it first)."""
         return bool(self._backlog)
@@ -242,7 +287,9 @@ class WsprotoTransport:
         try:
             if self._state is _OPEN and code not in _UNSENDABLE and self.accepted:
                 self._send_close(code, reason)
-            if self._state is _LOCAL_CLOSING:
+            if self._state is _LOCAL_CLOSING and code == CloseCode.POLICY_VIOLATION:
+                self._discard_until_closed()  # a flooding client's frames are not even parsed any more
+            elif self._state is _LOCAL_CLOSING:
                 self._await_peer_close()
         except (ConnectionClosed, OSError):
             pass
@@ -280,19 +327,36 @@ class WsprotoTransport:
 
     # -- inside --------------------------------------------------------------------------------------------------
     def _parse(self, data: bytes) -> None:
-        """Feed the peer's bytes to wsproto's parser and act on each frame it completes."""
+        """Feed the peer's bytes to wsproto's parser and act on the frames it completes (``_take_frames``)."""
         parser = self._parser
         if parser is None:
             parser = self._parser = FrameProtocol(client=False, extensions=[])
         parser.receive_bytes(data)
+        self._take_frames()
+
+    def _take_frames(self) -> None:
+        """Act on buffered frames until none is complete or this call's budget is spent (``_unparsed`` then).
+
+        Stopping mid-buffer is safe: wsproto's ``received_frames`` resumes one parsing generator per parser.
+        """
+        parser = self._parser
+        self._unparsed = False
+        if parser is None:
+            return
         try:
             for frame in parser.received_frames():
+                self._budget -= 1
                 opcode = frame.opcode
-                if opcode is Opcode.PING:
-                    assert isinstance(frame.payload, (bytes, bytearray))  # control frames carry bytes
-                    self._sendall(pong_frame(frame.payload))
-                elif opcode is Opcode.PONG:
-                    self._ping_sent = None
+                if opcode is Opcode.PING or opcode is Opcode.PONG:
+                    if self._state is not _OPEN:
+                        pass  # closing: no answer is due, and none is counted
+                    elif not self.allow_request():
+                        self._over_control_limit()
+                    elif opcode is Opcode.PING:
+                        assert isinstance(frame.payload, (bytes, bytearray))  # control frames carry bytes
+                        self._sendall(pong_frame(frame.payload))
+                    else:
+                        self._ping_sent = None
                 elif opcode is Opcode.CLOSE:
                     if self._messages:
                         # A message and the close in one read: the message is handed out (and published) first,
@@ -302,8 +366,20 @@ class WsprotoTransport:
                     self._peer_closed(*frame.payload)
                 else:  # TEXT, BINARY, CONTINUATION: a message or part of one
                     self._collect(frame.payload, frame.message_finished)
+                if self._budget <= 0:
+                    self._unparsed = True  # the rest waits for the next call: others' turn first
+                    return
         except ParseFailed as exc:  # wsproto's verdict: bad UTF-8 -> 1007, unmasked frame -> 1002, ...
             self._fail(int(exc.code), str(exc) or "protocol error")
+
+    def _over_control_limit(self) -> None:
+        """Control frames faster than ``control_rate``: a flood, not a liveness check. Closed with 1008."""
+        metrics.RATE_LIMITED.labels("control").inc()
+        logger.warning(
+            "ws4redis: closing a websocket that sent control frames faster than WS4REDIS_CONTROL_RATE (%s/s)",
+            self._options.control_rate,
+        )
+        self._fail(CloseCode.POLICY_VIOLATION, "too many control frames")
 
     def _release_parser(self) -> None:
         """Let go of the parser once it holds nothing: no part of a frame buffered, no message under way.
@@ -312,7 +388,7 @@ class WsprotoTransport:
         wsproto version) the parser is simply kept, which costs memory and never correctness.
         """
         parser = self._parser
-        if parser is None or self._partial or self._state is not _OPEN:
+        if parser is None or self._partial or self._unparsed or self._state is not _OPEN:
             return
         decoder = getattr(parser, "_frame_decoder", None)
         buffer = getattr(decoder, "buffer", None)
@@ -405,6 +481,30 @@ class WsprotoTransport:
             except OSError as exc:  # includes the send timeout (socket.timeout) and a closed descriptor
                 raise self._lost(f"send failed: {exc}") from exc
 
+    def _discard_until_closed(self) -> None:
+        """After closing a flooding client (1008): say we are done (FIN after our close frame), then drop its bytes
+        unread until it closes or ``close_timeout`` passes. Reading them, slowly, rather than closing at once keeps
+        the close frame from being lost to the TCP reset that closing a socket with unread input sends."""
+        try:
+            sock = socket.socket(fileno=self._fd)
+            try:
+                sock.shutdown(socket.SHUT_WR)
+            finally:
+                sock.detach()  # the descriptor stays ours, closed by close()
+        except OSError:
+            return
+        deadline = time.monotonic() + self._options.close_timeout
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                if not os.read(self._fd, _READ_SIZE):
+                    return
+            except BlockingIOError:
+                gevent.socket.wait_read(self._fd, left)
+                continue
+            except OSError:
+                return
+            gevent.sleep(min(0.01, left))  # at most 64 KB per 10 ms: a flooder is throttled, not served
+
     def _await_peer_close(self) -> None:
         """Read until the peer's close frame arrives or ``close_timeout`` passes (a clean TCP close then)."""
         if self._deferred_close is not None:  # the peer's close was read already, behind messages
@@ -412,10 +512,20 @@ class WsprotoTransport:
             self._state = _CLOSED
             return
         deadline = time.monotonic() + self._options.close_timeout
-        while self._state is _LOCAL_CLOSING:
+        read = 0
+        while self._state is _LOCAL_CLOSING and read < _CLOSING_READ_LIMIT:  # a peer still flooding is just dropped
             left = deadline - time.monotonic()
             if left <= 0:
                 return
+            if self._unparsed:  # frames are only skipped here (no answer, no count), a budget at a time
+                self._budget = _FRAMES_PER_CALL
+                try:
+                    self._take_frames()
+                except ConnectionClosed:
+                    return
+                self._messages = None
+                gevent.sleep(0)
+                continue
             try:
                 data = os.read(self._fd, _READ_SIZE)
             except BlockingIOError:
@@ -423,8 +533,11 @@ class WsprotoTransport:
                 continue
             if not data:
                 return
+            read += len(data)
             try:
+                self._budget = _FRAMES_PER_CALL
                 self._parse(data)  # data after our close is discarded; the close answer moves the state to CLOSED
             except ConnectionClosed:
                 return
             self._messages = None
+            gevent.sleep(0)  # the others' turn between reads
