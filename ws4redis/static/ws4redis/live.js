@@ -34,7 +34,7 @@
       attempt = 0;
       mark(element, "open");
     });
-    socket.addEventListener("close", function (event) {
+    function closed(event) {
       if (!element.isConnected || element.streamSource !== socket) return; // removed on purpose
       mark(element, "closed");
       if (event.code === 1000 || event.code === 4003) return;
@@ -45,7 +45,11 @@
         element.replaceWith(fresh); // Turbo closes the old source and opens a new socket for the copy
         watchTurbo(fresh);
       }, delay(attempt, event.reason));
-    });
+    }
+    socket.addEventListener("close", closed);
+    // Turbo may have opened (or lost) the socket before this script ran: its events are gone by then.
+    if (socket.readyState === 1) mark(element, "open");
+    else if (socket.readyState === 3) closed({ code: 1006, reason: "" });
   }
 
   function scan(root) {

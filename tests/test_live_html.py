@@ -1,0 +1,273 @@
+"""Live HTML end to end: real htmx (with its ws extension) and real Turbo in Chromium, against uWSGI and the gevent
+server, with a view and a Celery worker publishing fragments.
+
+htmx, its ws extension and Turbo are installed from the npm registry into a cache directory on first use
+(``npm install --prefix``; ``WS4REDIS_NPM_CACHE`` moves it, an existing one is reused) and served by the test pages'
+own Django (``tests/live_pages``), so nothing comes from a CDN. The Celery task runs in a real worker process
+(``--pool=solo``). Every wait is on a page condition (Playwright's ``expect``, ``wait_for_function``) or a log line.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.test import override_settings
+
+from tests.conftest import People, connect, refused_status
+from tests.gevent_servers import project_env
+from tests.servers import ROOT, Process, UwsgiServer, free_port, wait_for_port
+
+playwright_sync = pytest.importorskip("playwright.sync_api")
+pytest.importorskip("celery")
+expect = playwright_sync.expect
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = os.environ.get("WS4REDIS_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
+SETTINGS = "tests.live_pages.settings"
+NPM_PACKAGES = ["htmx.org@2.0.8", "htmx-ext-ws@2.0.4", "@hotwired/turbo@8.0.23"]
+NPM_FILES = ["htmx.org/dist/htmx.min.js", "htmx-ext-ws/dist/ws.js", "@hotwired/turbo/dist/turbo.es2017-umd.js"]
+KINDS = ["uwsgi", "gevent"]
+CLIENTS = ["htmx", "turbo"]
+TIMEOUT_MS = 15_000
+
+
+@pytest.fixture(scope="session")
+def npm_dir() -> Path:
+    """htmx, htmx-ext-ws and Turbo from the npm registry, in a cache directory reused while it holds them."""
+    base = Path(os.environ.get("WS4REDIS_NPM_CACHE", Path.home() / ".cache" / "ws4redis-npm"))
+    where = base / ("live-html-" + "-".join(p.replace("/", "_").replace("@", "") for p in NPM_PACKAGES))
+    if all((where / "node_modules" / f).exists() for f in NPM_FILES):
+        return where
+    npm = shutil.which("npm")
+    if npm is None:
+        pytest.fail("npm is not installed (apt-get install npm): htmx and Turbo cannot be installed for these tests")
+    where.mkdir(parents=True, exist_ok=True)
+    done = subprocess.run([npm, "install", "--prefix", str(where), "--no-audit", "--no-fund", "--ignore-scripts",
+                           *NPM_PACKAGES], capture_output=True, text=True, timeout=300)
+    missing = [f for f in NPM_FILES if not (where / "node_modules" / f).exists()]
+    assert done.returncode == 0 and not missing, done.stdout[-3000:] + done.stderr[-3000:]
+    return where
+
+
+def _env(npm: Path) -> dict[str, str]:
+    return project_env(settings=SETTINGS, env={"WS4REDIS_LIVE_NPM_DIR": str(npm)})
+
+
+class GeventLive(Process):
+    """``manage.py runwebsocket --with-django`` of the live pages on ``port`` (a restart keeps the URL)."""
+
+    def __init__(self, port: int, npm: Path) -> None:
+        self.port = port
+        super().__init__([sys.executable, "-m", "django", "runwebsocket", "--bind", f"127.0.0.1:{port}",
+                          "--with-django", "--reconnect-window", "1", "--grace", "1"], env=_env(npm), cwd=ROOT)
+        wait_for_port(port, proc=self.proc)
+
+
+def start_server(kind: str, npm: Path, port: int | None = None) -> Any:
+    if kind == "uwsgi":
+        return UwsgiServer(settings=SETTINGS, env={"WS4REDIS_LIVE_NPM_DIR": str(npm)}, port=port)
+    return GeventLive(port or free_port(), npm)
+
+
+@pytest.fixture(scope="module")
+def _orm_beside_playwright() -> Iterator[None]:
+    """Playwright's sync API keeps an asyncio loop in this thread, and Django then refuses ORM calls; the browser
+    lives for the whole module here (one launch, not one per test), and logins and the test database's flushes
+    happen while it is idle, from this thread: safe, so Django is told so for this module only."""
+    old = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    yield
+    if old is None:
+        os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+    else:
+        os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = old
+
+
+@pytest.fixture(scope="module")
+def browser(_orm_beside_playwright: None) -> Iterator[Any]:
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"no chromium at {CHROMIUM}: apt-get install chromium")
+    with playwright_sync.sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture(scope="module")
+def servers(redis_server: Any, django_db_setup: Any, django_db_blocker: Any,
+            npm_dir: Path) -> Iterator[Callable[[str], Any]]:
+    """One uWSGI and one gevent server of the live pages, each started on first use and kept for the module."""
+    started: dict[str, Any] = {}
+
+    def get(kind: str) -> Any:
+        if kind not in started:
+            started[kind] = start_server(kind, npm_dir)
+        return started[kind]
+
+    yield get
+    for server in started.values():
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def worker(redis_server: Any, django_db_setup: Any, npm_dir: Path) -> Iterator[Process]:
+    """A real Celery worker (solo pool) of the live pages, ready when it says so."""
+    celery = Path(sys.executable).with_name("celery")
+    process = Process([str(celery), "-A", "tests.live_pages.worker", "worker", "--pool=solo", "--loglevel=INFO",
+                       "--without-gossip", "--without-mingle", "--without-heartbeat"], env=_env(npm_dir), cwd=ROOT)
+    deadline = time.monotonic() + 60
+    while "ready." not in process.output():
+        if process.proc.poll() is not None or time.monotonic() > deadline:
+            process.stop()
+            raise RuntimeError("the Celery worker did not start:\n" + process.output()[-4000:])
+        time.sleep(0.05)
+    yield process
+    process.stop()
+
+
+def open_live(browser: Any, server: Any, client: str, *, incident: str = "incident-7", cookie: str | None = None,
+              streams: int = 2) -> Any:
+    """A tab showing the live page, once each of its ``streams`` sockets is open."""
+    context = browser.new_context()
+    context.set_default_timeout(TIMEOUT_MS)
+    origin = f"http://127.0.0.1:{server.port}"
+    if cookie:
+        name, value = cookie.split("=", 1)
+        context.add_cookies([{"name": name, "value": value, "url": origin}])
+    tab = context.new_page()
+    tab.on("pageerror", lambda error: print(f"page error: {error}"))
+    tab.goto(f"{origin}/live/{client}/?incident={incident}")
+    wait_open(tab, streams)
+    return tab
+
+
+def wait_open(tab: Any, streams: int) -> None:
+    tab.wait_for_function("(n) => document.querySelectorAll('[data-ws4redis-state=open]').length === n", arg=streams)
+
+
+def post(server: Any, path: str, **data: str) -> int:
+    body = urllib.parse.urlencode(data).encode()
+    with urllib.request.urlopen(f"http://127.0.0.1:{server.port}{path}", data=body, timeout=10) as response:
+        return int(response.status)
+
+
+def status_fragment(client: str, text: str) -> str:
+    from ws4redis import fragments
+
+    build = fragments.htmx_oob if client == "htmx" else fragments.turbo_stream
+    return build("update", target="status", html=text)
+
+
+@pytest.mark.parametrize("client", CLIENTS)
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_view_and_a_celery_task_change_the_page(kind: str, client: str, servers: Callable[[str], Any],
+                                                  worker: Process, browser: Any) -> None:
+    server = servers(kind)
+    tab = open_live(browser, server, client, incident="incident-7")
+    other = open_live(browser, server, client, incident="incident-8")
+    title = '<img src=x onerror="window.pwned=1"> Disk full & co'
+    assert post(server, f"/live/{client}/incidents/", pk="41", title=title) == 204  # the view publishes
+    for page in (tab, other):
+        expect(page.locator("#incident-41")).to_have_text(title)  # user data arrives as text, not markup
+        assert page.locator("#incidents img").count() == 0
+    assert post(server, f"/live/{client}/status/", incident="incident-7", text="investigating") == 202  # Celery
+    expect(tab.locator("#status")).to_have_text("investigating")
+    assert post(server, f"/live/{client}/status/", incident="incident-8", text="resolved") == 202
+    expect(other.locator("#status")).to_have_text("resolved")
+    # The worker runs tasks in order, so incident-7's page has had every chance to (wrongly) get incident-8's.
+    assert tab.locator("#status").inner_text() == "investigating"
+    assert tab.evaluate("() => window.pwned") is None
+    for page in (tab, other):
+        page.context.close()
+
+
+@pytest.mark.parametrize("client", CLIENTS)
+@pytest.mark.parametrize("kind", KINDS)
+def test_two_users_each_see_only_their_own_fragments(kind: str, client: str, servers: Callable[[str], Any],
+                                                     browser: Any, people: People) -> None:
+    from ws4redis import fragments
+
+    server = servers(kind)
+    build = fragments.htmx_oob if client == "htmx" else fragments.turbo_stream
+    tabs = {name: open_live(browser, server, client, cookie=people.cookie(name), streams=3)
+            for name in ("alice", "bob")}
+
+    def note(text: str) -> str:
+        return build("append", target="inbox", template="live/note.html", context={"text": text})
+
+    with override_settings(TEMPLATES=[{"BACKEND": "django.template.backends.django.DjangoTemplates",
+                                       "OPTIONS": {"loaders": [("django.template.loaders.locmem.Loader",
+                                                                {"live/note.html": "<li>{{ text }}</li>"})]}}]):
+        fragments.publish(note("for alice"), facility="inbox", users=["alice"])
+        fragments.publish(note("for bob"), facility="inbox", users=["bob"])
+        fragments.publish(note("for both"), facility="inbox", users=["alice", "bob"])
+    # One user channel is in order: "for both" arriving means everything before it for that user has arrived.
+    expect(tabs["alice"].locator("#inbox li")).to_have_text(["for alice", "for both"])
+    expect(tabs["bob"].locator("#inbox li")).to_have_text(["for bob", "for both"])
+    for tab in tabs.values():
+        tab.context.close()
+
+
+@pytest.mark.parametrize("client", CLIENTS)
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_page_reconnects_after_a_restart_and_shows_the_current_state(
+    kind: str, client: str, redis_server: Any, django_db_setup: Any, npm_dir: Path, browser: Any
+) -> None:
+    from ws4redis import fragments
+
+    port = free_port()
+    server = start_server(kind, npm_dir, port)
+    try:
+        tab = open_live(browser, server, client, incident="incident-3")
+        fragments.publish(status_fragment(client, "before"), facility="incident-3", broadcast=True, expire=60)
+        expect(tab.locator("#status")).to_have_text("before")
+        server.stop()
+        tab.wait_for_function("() => document.querySelectorAll('[data-ws4redis-state=open]').length === 0")
+        # Published while no server runs: the page can only learn it from the kept message when it reconnects.
+        fragments.publish(status_fragment(client, "changed while down"), facility="incident-3", broadcast=True,
+                          expire=60)
+        server = start_server(kind, npm_dir, port)
+        expect(tab.locator("#status")).to_have_text("changed while down")
+        wait_open(tab, 2)
+        fragments.publish(status_fragment(client, "after"), facility="incident-3", broadcast=True, expire=60)
+        expect(tab.locator("#status")).to_have_text("after")
+        tab.context.close()
+    finally:
+        server.stop()
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_forged_or_expired_signatures_are_refused_before_the_upgrade(kind: str, servers: Callable[[str], Any]) -> None:
+    from ws4redis import fragments
+    from ws4redis.streams import sign_stream
+
+    server = servers(kind)
+    with override_settings(WS4REDIS_SIGNED_STREAMS=["incident-*"]):
+        valid = sign_stream("incident-5", expires_in=60)
+        expired = sign_stream("incident-5", expires_in=-1)
+        other = sign_stream("incident-6")
+    forged = valid[:-3] + ("xyz" if not valid.endswith("xyz") else "abc")
+    base = "/ws/incident-5?subscribe-broadcast"
+    assert refused_status(server, base) == 403
+    assert refused_status(server, f"{base}&sig={forged}") == 403
+    assert refused_status(server, f"{base}&sig={expired}") == 403
+    assert refused_status(server, f"{base}&sig={other}") == 403  # another object's signature
+    assert refused_status(server, f"{base}&publish-broadcast&sig={valid}") == 403  # never publish into a stream
+    fragments.publish("kept", facility="incident-5", broadcast=True, expire=60)
+    ws = connect(server, f"{base}&sig={valid}")
+    assert ws.recv() == "kept"  # accepted, and the kept message replayed as on any facility
+    ws.close()
+
