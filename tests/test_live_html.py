@@ -271,3 +271,47 @@ def test_forged_or_expired_signatures_are_refused_before_the_upgrade(kind: str, 
     assert ws.recv() == "kept"  # accepted, and the kept message replayed as on any facility
     ws.close()
 
+
+
+def test_demo_incident_board(browser: Any) -> None:
+    """The chatserver demo's incident board: htmx pages with no script of the demo's own, a view and the Celery
+    worker changing them, one signed stream per incident (a forged signature refused with 403)."""
+    import websocket
+
+    from tests.test_demo import RunningDemo, sign_in
+
+    demo = RunningDemo()
+    try:
+        alice, bob = sign_in(browser, demo, "alice"), sign_in(browser, demo, "bob")
+        for page in (alice, bob):
+            page.goto(demo.url + "incidents/")
+            expect(page.locator("[data-ws4redis-live]")).to_have_attribute("data-ws4redis-state", "open")
+        alice.fill("#incident-title", "Checkout <b>502</b>s")
+        alice.select_option("#incident-severity", "sev1")
+        alice.click("#incident-open")  # hx-post to a view; the saved row is published after commit
+        for page in (alice, bob):
+            expect(page.locator("#incident-rows tr.incident")).to_have_count(1)
+            expect(page.locator("#incident-rows tr.incident a")).to_have_text("Checkout <b>502</b>s")
+        bob.click("#incident-rows tr.incident a")
+        expect(bob.locator("[data-ws4redis-live]")).to_have_attribute("data-ws4redis-state", "open")
+        url = bob.locator("[data-ws4redis-live]").get_attribute("ws-connect") or ""
+        assert "/ws/incident-1?subscribe-broadcast&sig=" in url
+        alice.goto(bob.url)
+        expect(alice.locator("[data-ws4redis-live]")).to_have_attribute("data-ws4redis-state", "open")
+        alice.click("#incident-diagnose")  # queued on Celery; each step of the task saves and so publishes
+        expect(bob.locator("#incident-status")).to_have_text("Investigating")  # the task's first steps
+        expect(bob.locator("#incident-status")).to_have_text("Mitigated", timeout=30_000)
+        expect(bob.locator("#incident-note")).to_have_text("diagnosis for alice (4/4): error rate back to normal")
+        bob.click("#incident-resolve")
+        expect(alice.locator("#incident-status")).to_have_text("Resolved")
+        forged = url.rsplit("sig=", 1)[0] + "sig=0:forged"
+        with pytest.raises(websocket.WebSocketBadStatusException) as refused:
+            websocket.create_connection(forged, timeout=5, cookie=bob.context.cookies()[0]["name"] + "="
+                                        + bob.context.cookies()[0]["value"])
+        assert refused.value.status_code == 403
+        bob.screenshot(path=str(ROOT / "test-output" / "incident-bob.png"))
+        for page in (alice, bob):
+            page.context.close()
+    finally:
+        left = demo.stop()
+    assert left == [], f"run_demo.py left processes running: {left}"
