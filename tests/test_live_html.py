@@ -286,6 +286,7 @@ def test_demo_incident_board(browser: Any) -> None:
         for page in (alice, bob):
             page.goto(demo.url + "incidents/")
             expect(page.locator("[data-ws4redis-live]")).to_have_attribute("data-ws4redis-state", "open")
+        board_url = alice.locator("[data-ws4redis-live]").get_attribute("ws-connect") or ""
         alice.fill("#incident-title", "Checkout <b>502</b>s")
         alice.select_option("#incident-severity", "sev1")
         alice.click("#incident-open")  # hx-post to a view; the saved row is published after commit
@@ -304,11 +305,13 @@ def test_demo_incident_board(browser: Any) -> None:
         expect(bob.locator("#incident-note")).to_have_text("diagnosis for alice (4/4): error rate back to normal")
         bob.click("#incident-resolve")
         expect(alice.locator("#incident-status")).to_have_text("Resolved")
+        cookie = "; ".join(f"{c['name']}={c['value']}" for c in bob.context.cookies())
         forged = url.rsplit("sig=", 1)[0] + "sig=0:forged"
-        with pytest.raises(websocket.WebSocketBadStatusException) as refused:
-            websocket.create_connection(forged, timeout=5, cookie=bob.context.cookies()[0]["name"] + "="
-                                        + bob.context.cookies()[0]["value"])
-        assert refused.value.status_code == 403
+        injecting = board_url.replace("?", "?publish-broadcast&", 1)  # a valid signature, but a browser publishing
+        for refused_url in (forged, injecting):
+            with pytest.raises(websocket.WebSocketBadStatusException) as refused:
+                websocket.create_connection(refused_url, timeout=5, cookie=cookie)
+            assert refused.value.status_code == 403
         bob.screenshot(path=str(ROOT / "test-output" / "incident-bob.png"))
         for page in (alice, bob):
             page.context.close()

@@ -89,7 +89,7 @@ WEBSOCKET_URL = "/ws/"
 WS4REDIS_CONNECTION = REDIS_URL
 WS4REDIS_PREFIX = "demo"
 WS4REDIS_EXPIRE = 3600
-WS4REDIS_SIGNED_STREAMS = ["incident-*"]  # an incident's page needs the signature its template tag made
+WS4REDIS_SIGNED_STREAMS = ["incidents", "incident-*"]  # need the signature the template tag made; no client publishing
 WS4REDIS_HEARTBEAT = "--heartbeat--"
 
 # Celery: the same Redis server, another database, as the demo promises one Redis for everything.
