@@ -35,6 +35,7 @@ from django.template.loader import render_to_string
 from django.utils.html import conditional_escape, format_html
 from django.utils.safestring import SafeString, mark_safe
 
+from ws4redis import metrics
 from ws4redis.publisher import RedisPublisher
 
 __all__ = ["ACTIONS", "htmx_oob", "publish", "publish_on_commit", "render", "turbo_stream"]
@@ -209,6 +210,28 @@ def htmx_oob(action: str, *, target: str | None = None, targets: str | None = No
     return mark_safe(content[:at] + format_html(' hx-swap-oob="{}"', spec) + content[at:])
 
 
+_TABLE_PARTS = frozenset({"table", "caption", "colgroup", "col", "thead", "tbody", "tfoot", "tr", "td", "th"})
+
+
+def _check_htmx_message(parts: list[str]) -> None:
+    """Refuse an htmx message that browsers would parse with parts dropped.
+
+    htmx parses a message inside one ``<template>``, whose parser picks its mode from the first element: table parts
+    after a ``<div>`` (or a ``<div>`` after table parts) are silently dropped. Such parts go in messages of their own.
+    """
+    kinds = set()
+    for part in parts:
+        scan = _scan(part)
+        if scan.first is None or not any(name in ("hx-swap-oob", "data-hx-swap-oob") for name, _ in scan.first[1]):
+            return  # not (only) htmx out-of-band swaps: nothing known to check
+        kinds.add(scan.first[0] if scan.first[0] in _TABLE_PARTS else "flow")
+    if len(kinds) > 1:
+        raise ValueError(
+            f"htmx would drop parts of this message (its top-level elements are {sorted(kinds)}): publish table "
+            "rows and cells in a message of their own"
+        )
+
+
 def _publishers(specs: tuple[PublisherSpec, ...], audience: dict[str, Any]) -> list[RedisPublisher]:
     if audience:
         specs = (*specs, audience)
@@ -225,7 +248,13 @@ def publish(markup: Markup, *specs: PublisherSpec, expire: int | None = None, **
     once and published to every channel in one Redis round trip, with the kept last message (``expire``, default
     ``WS4REDIS_EXPIRE``) that a page gets when it connects or reconnects. Returns how many channels it went to.
     """
-    message = markup if isinstance(markup, str) else "".join(markup)
+    if isinstance(markup, str):
+        message = markup
+    else:
+        parts = list(markup)
+        if len(parts) > 1:
+            _check_htmx_message(parts)
+        message = "".join(parts)
     publishers = _publishers(specs, audience)
     if len(publishers) == 1:
         publishers[0].publish_message(message, expire=expire)
@@ -234,7 +263,9 @@ def publish(markup: Markup, *specs: PublisherSpec, expire: int | None = None, **
     for publisher in publishers:
         pipe = publisher.pipeline_publish_message(message, pipeline=pipe, expire=expire)
     pipe.execute()
-    return sum(len(p.channels) for p in publishers)
+    channels = sum(len(p.channels) for p in publishers)
+    metrics.PUBLISHED_BY_SERVER.inc(channels)  # as publish_message counts its own
+    return channels
 
 
 def publish_on_commit(markup: Markup | Callable[[], Markup], *specs: PublisherSpec, using: str | None = None,
