@@ -41,7 +41,7 @@ NPM_PACKAGES = ["htmx.org@2.0.8", "htmx-ext-ws@2.0.4", "@hotwired/turbo@8.0.23"]
 NPM_FILES = ["htmx.org/dist/htmx.min.js", "htmx-ext-ws/dist/ws.js", "@hotwired/turbo/dist/turbo.es2017-umd.js"]
 KINDS = ["uwsgi", "gevent"]
 CLIENTS = ["htmx", "turbo"]
-TIMEOUT_MS = 15_000
+TIMEOUT_MS = 30_000  # generous: a restart and htmx's own reconnect backoff on a loaded CI machine
 
 
 @pytest.fixture(scope="session")
@@ -100,10 +100,14 @@ def _orm_beside_playwright() -> Iterator[None]:
 def browser(_orm_beside_playwright: None) -> Iterator[Any]:
     if not Path(CHROMIUM).exists():
         pytest.skip(f"no chromium at {CHROMIUM}: apt-get install chromium")
-    with playwright_sync.sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
+    expect.set_options(timeout=TIMEOUT_MS)
+    try:
+        with playwright_sync.sync_playwright() as pw:
+            chromium = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            yield chromium
+            chromium.close()
+    finally:
+        expect.set_options(timeout=5_000)  # Playwright's default, for the other modules
 
 
 @pytest.fixture(scope="module")
