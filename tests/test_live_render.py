@@ -80,6 +80,7 @@ def test_every_htmx_action() -> None:
     assert fragments.htmx_oob("remove", target="incident-7") == '<div hx-swap-oob="delete:#incident-7"></div>'
     # An id CSS must escape (htmx looks targets up with querySelectorAll).
     assert fragments.htmx_oob("remove", target="7:a") == '<div hx-swap-oob="delete:#\\37 \\:a"></div>'
+    assert fragments.htmx_oob("remove", target="-1.5") == '<div hx-swap-oob="delete:#-\\31 \\.5"></div>'
 
 
 def test_mistakes_fail_at_publish_time_not_silently_in_the_browser() -> None:

@@ -103,10 +103,23 @@ def _selector(target: str | None, targets: str | None) -> str:
 
 
 def _css_escape(ident: str) -> str:
-    escaped = re.sub(r"[^A-Za-z0-9_\-\u00a0-\U0010ffff]", lambda m: "\\" + m.group(0), ident)
-    if escaped[0].isdigit() or (escaped[0] == "-" and len(escaped) > 1 and escaped[1].isdigit()):
-        escaped = f"\\{ord(escaped[0]):x} {escaped[1:]}"
-    return escaped
+    """``ident`` as a CSS identifier, as the browser's ``CSS.escape`` writes it (htmx looks targets up with
+    ``querySelectorAll``, so an id such as ``7:a`` must not become another selector)."""
+    if ident == "-":
+        return "\\-"
+    out: list[str] = []
+    for index, char in enumerate(ident):
+        code = ord(char)
+        digit = "0" <= char <= "9"
+        if code == 0:
+            out.append("\ufffd")
+        elif code < 0x20 or code == 0x7F or (digit and (index == 0 or (index == 1 and ident[0] == "-"))):
+            out.append(f"\\{code:x} ")
+        elif code < 0x80 and not (char.isalnum() or char in "-_"):
+            out.append("\\" + char)
+        else:
+            out.append(char)
+    return "".join(out)
 
 
 def _check_action(action: str) -> None:
