@@ -267,3 +267,16 @@ def test_signed_tags_carry_a_signature_the_server_accepts() -> None:
         render("{% websocket_url 'board' expires=5 %}")
     with pytest.raises(TemplateSyntaxError, match="unknown option"):
         Template("{% load ws4redis %}{% htmx_stream_from 'board' publish='broadcast' %}")
+
+
+def test_the_testing_kit_captures_fragments() -> None:
+    """What a project's own tests see: ``capture_published`` records a fragment per channel, without Redis."""
+    from ws4redis.testing import capture_published
+
+    markup = fragments.turbo_stream("remove", target="incident-7")
+    with capture_published() as outbox:
+        fragments.publish(markup, {"facility": "board", "broadcast": True},
+                          {"facility": "incident-7", "users": ["ann"]}, expire=0)
+    assert [(p.facility, p.audience, p.target) for p in outbox] == [("board", "broadcast", None),
+                                                                     ("incident-7", "user", "ann")]
+    assert outbox.messages(facility="incident-7") == [markup]
