@@ -310,9 +310,26 @@ def test_forged_or_expired_signatures_are_refused_before_the_upgrade(kind: str, 
 
 
 
+def demo_manage(demo: Any, *args: str) -> None:
+    """``manage.py`` of a running demo, with the environment ``run_demo.py`` gives its own processes."""
+    import importlib.util
+    import json
+
+    spec = importlib.util.spec_from_file_location("run_demo", ROOT / "examples/chatserver/run_demo.py")
+    assert spec is not None and spec.loader is not None
+    run_demo = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(run_demo)
+    state = json.loads((demo.state / "demo.json").read_text())
+    env = run_demo.Demo(http=demo.address, redis_port=state["redis_port"], state_dir=demo.state, quiet=True).env
+    done = subprocess.run([sys.executable, str(ROOT / "examples/chatserver/manage.py"), *args], env=env,
+                          capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
 def test_demo_incident_board(browser: Any) -> None:
-    """The chatserver demo's incident board: htmx pages with no script of the demo's own, a view and the Celery
-    worker changing them, one signed stream per incident (a forged signature refused with 403)."""
+    """The chatserver demo's incident board: htmx pages with no script of the demo's own, a view, the Celery worker
+    and a management command changing them, one signed stream per incident (a forged signature refused with 403,
+    a browser publishing into the board too)."""
     import websocket
 
     from tests.test_demo import RunningDemo, sign_in
@@ -342,6 +359,9 @@ def test_demo_incident_board(browser: Any) -> None:
         expect(bob.locator("#incident-note")).to_have_text("diagnosis for alice (4/4): error rate back to normal")
         bob.click("#incident-resolve")
         expect(alice.locator("#incident-status")).to_have_text("Resolved")
+        demo_manage(demo, "incident", "1", "reopen")  # a management command: the same after-commit publishing
+        expect(alice.locator("#incident-status")).to_have_text("Open")
+        expect(bob.locator("#incident-note")).to_have_text("manage.py incident: reopen")
         cookie = "; ".join(f"{c['name']}={c['value']}" for c in bob.context.cookies())
         forged = url.rsplit("sig=", 1)[0] + "sig=0:forged"
         injecting = board_url.replace("?", "?publish-broadcast&", 1)  # a valid signature, but a browser publishing
