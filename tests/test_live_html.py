@@ -25,7 +25,7 @@ from django.test import override_settings
 
 from tests.conftest import People, connect, refused_status
 from tests.gevent_servers import project_env
-from tests.servers import ROOT, Process, UwsgiServer, free_port, wait_for_port
+from tests.servers import ROOT, Process, RedisServer, UwsgiServer, free_port, wait_for_port
 
 playwright_sync = pytest.importorskip("playwright.sync_api")
 pytest.importorskip("celery")
@@ -62,24 +62,33 @@ def npm_dir() -> Path:
     return where
 
 
-def _env(npm: Path) -> dict[str, str]:
-    return project_env(settings=SETTINGS, env={"WS4REDIS_LIVE_NPM_DIR": str(npm)})
+@pytest.fixture(scope="session")
+def live_env(npm_dir: Path) -> Iterator[dict[str, str]]:
+    """What the live pages' processes need: where htmx and Turbo are, and Celery's broker, a Redis of its own that
+    the tests' flushes before each test do not touch (they would drop kombu's bindings under a running worker)."""
+    broker = RedisServer()
+    yield {"WS4REDIS_LIVE_NPM_DIR": str(npm_dir), "WS4REDIS_LIVE_BROKER": f"redis://127.0.0.1:{broker.port}/0"}
+    broker.stop()
+
+
+def _env(extra: dict[str, str]) -> dict[str, str]:
+    return project_env(settings=SETTINGS, env=extra)
 
 
 class GeventLive(Process):
     """``manage.py runwebsocket --with-django`` of the live pages on ``port`` (a restart keeps the URL)."""
 
-    def __init__(self, port: int, npm: Path) -> None:
+    def __init__(self, port: int, extra: dict[str, str]) -> None:
         self.port = port
         super().__init__([sys.executable, "-m", "django", "runwebsocket", "--bind", f"127.0.0.1:{port}",
-                          "--with-django", "--reconnect-window", "1", "--grace", "1"], env=_env(npm), cwd=ROOT)
+                          "--with-django", "--reconnect-window", "1", "--grace", "1"], env=_env(extra), cwd=ROOT)
         wait_for_port(port, proc=self.proc)
 
 
-def start_server(kind: str, npm: Path, port: int | None = None) -> Any:
+def start_server(kind: str, extra: dict[str, str], port: int | None = None) -> Any:
     if kind == "uwsgi":
-        return UwsgiServer(settings=SETTINGS, env={"WS4REDIS_LIVE_NPM_DIR": str(npm)}, port=port)
-    return GeventLive(port or free_port(), npm)
+        return UwsgiServer(settings=SETTINGS, env=extra, port=port)
+    return GeventLive(port or free_port(), extra)
 
 
 @pytest.fixture(scope="module")
@@ -112,13 +121,13 @@ def browser(_orm_beside_playwright: None) -> Iterator[Any]:
 
 @pytest.fixture(scope="module")
 def servers(redis_server: Any, django_db_setup: Any, django_db_blocker: Any,
-            npm_dir: Path) -> Iterator[Callable[[str], Any]]:
+            live_env: dict[str, str]) -> Iterator[Callable[[str], Any]]:
     """One uWSGI and one gevent server of the live pages, each started on first use and kept for the module."""
     started: dict[str, Any] = {}
 
     def get(kind: str) -> Any:
         if kind not in started:
-            started[kind] = start_server(kind, npm_dir)
+            started[kind] = start_server(kind, live_env)
         return started[kind]
 
     yield get
@@ -127,11 +136,11 @@ def servers(redis_server: Any, django_db_setup: Any, django_db_blocker: Any,
 
 
 @pytest.fixture(scope="module")
-def worker(redis_server: Any, django_db_setup: Any, npm_dir: Path) -> Iterator[Process]:
+def worker(redis_server: Any, django_db_setup: Any, live_env: dict[str, str]) -> Iterator[Process]:
     """A real Celery worker (solo pool) of the live pages, ready when it says so."""
     celery = Path(sys.executable).with_name("celery")
     process = Process([str(celery), "-A", "tests.live_pages.worker", "worker", "--pool=solo", "--loglevel=INFO",
-                       "--without-gossip", "--without-mingle", "--without-heartbeat"], env=_env(npm_dir), cwd=ROOT)
+                       "--without-gossip", "--without-mingle", "--without-heartbeat"], env=_env(live_env), cwd=ROOT)
     deadline = time.monotonic() + 60
     while "ready." not in process.output():
         if process.proc.poll() is not None or time.monotonic() > deadline:
@@ -261,12 +270,12 @@ def test_two_users_each_see_only_their_own_fragments(kind: str, client: str, ser
 @pytest.mark.parametrize("client", CLIENTS)
 @pytest.mark.parametrize("kind", KINDS)
 def test_a_page_reconnects_after_a_restart_and_shows_the_current_state(
-    kind: str, client: str, redis_server: Any, django_db_setup: Any, npm_dir: Path, browser: Any
+    kind: str, client: str, redis_server: Any, django_db_setup: Any, live_env: dict[str, str], browser: Any
 ) -> None:
     from ws4redis import fragments
 
     port = free_port()
-    server = start_server(kind, npm_dir, port)
+    server = start_server(kind, live_env, port)
     try:
         tab = open_live(browser, server, client, incident="incident-3")
         fragments.publish(status_fragment(client, "before"), facility="incident-3", broadcast=True, expire=60)
@@ -276,7 +285,7 @@ def test_a_page_reconnects_after_a_restart_and_shows_the_current_state(
         # Published while no server runs: the page can only learn it from the kept message when it reconnects.
         fragments.publish(status_fragment(client, "changed while down"), facility="incident-3", broadcast=True,
                           expire=60)
-        server = start_server(kind, npm_dir, port)
+        server = start_server(kind, live_env, port)
         expect(tab.locator("#status")).to_have_text("changed while down")
         wait_open(tab, 2)
         fragments.publish(status_fragment(client, "after"), facility="incident-3", broadcast=True, expire=60)

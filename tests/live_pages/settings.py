@@ -20,7 +20,8 @@ TEMPLATES = [{
 WS4REDIS_SIGNED_STREAMS = ["incident-*"]
 WS4REDIS_EXPIRE = 3600
 LIVE_NPM_DIR = os.environ.get("WS4REDIS_LIVE_NPM_DIR", "")  # where the test set-up installed htmx and Turbo
-CELERY_BROKER_URL = f"redis://127.0.0.1:{REDIS_PORT}/1"
+# A Redis of its own for Celery (the tests flush theirs before each test), else database 1 of the tests' one.
+CELERY_BROKER_URL = os.environ.get("WS4REDIS_LIVE_BROKER", f"redis://127.0.0.1:{REDIS_PORT}/1")
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 
