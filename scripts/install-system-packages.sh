@@ -7,6 +7,7 @@ for pkg in redis-server nginx-light chromium; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 command -v node >/dev/null 2>&1 || need+=(nodejs)
+command -v npm >/dev/null 2>&1 || need+=(npm)  # htmx and Turbo for the live-HTML tests and the demo's board
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then
   echo "ws4redis: please install these Debian packages first: ${need[*]}" >&2

@@ -37,6 +37,7 @@ from ws4redis.exceptions import (
     UnsupportedVersion,
 )
 from ws4redis.redis_store import get_connection
+from ws4redis.streams import check_signed_stream
 
 __all__ = ["Handshake", "check_origin", "check_upgrade", "handshake"]
 
@@ -250,6 +251,7 @@ def build_request(environ: dict[str, Any]) -> HttpRequest:
 
 def _authorise(request: HttpRequest, subscription: Subscription) -> Subscription:
     """The secure default policy, then ``WS4REDIS_ALLOWED_CHANNELS``; a refusal is 403, never a shared channel."""
+    check_signed_stream(request, subscription)  # WS4REDIS_SIGNED_STREAMS: 403 without a valid signature
     user = getattr(request, "user", None)
     authenticated = bool(user is not None and getattr(user, "is_authenticated", False))
     session = getattr(request, "session", None)

@@ -54,6 +54,7 @@ DEFAULTS: dict[str, Any] = {
     "WS4REDIS_CONTROL_BURST": 50,  # of those, how many a client may send at once before the rate applies
     "WS4REDIS_MAX_CONNECTIONS_PER_USER": None,  # open sockets per user across all workers (None: no limit)
     "WS4REDIS_MAX_SUBSCRIPTIONS": 100,  # channels one socket may listen to (a user in many groups)
+    "WS4REDIS_SIGNED_STREAMS": (),  # facility names/patterns needing a signed subscription (ws4redis.streams)
 }
 
 

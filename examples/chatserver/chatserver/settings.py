@@ -78,14 +78,18 @@ LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "chat"
 LOGOUT_REDIRECT_URL = "login"
 STATIC_URL = "/static/"
+# htmx and its ws extension, installed from the npm registry by run_demo.py (no CDN): served as static files.
+STATICFILES_DIRS = [("vendor", p) for p in [os.environ.get("CHATSERVER_VENDOR_DIR", "")] if p]
 STATIC_ROOT = os.environ.get("CHATSERVER_STATIC_ROOT", str(BASE_DIR / "static-collected"))
 
-# ws4redis. Messages are not kept for replay (WS4REDIS_EXPIRE = 0): a chat line must not reappear on every page
-# load, and the dashboard's liveness depends on fresh beats only.
+# ws4redis. The incident board's fragments are kept (their publishers say for how long) and replayed to every page
+# that connects or reconnects, so it shows the current state; chat lines, dashboard beats and job progress are
+# published with expire=0: a chat line must not reappear on every page load, and liveness needs fresh beats only.
 WEBSOCKET_URL = "/ws/"
 WS4REDIS_CONNECTION = REDIS_URL
 WS4REDIS_PREFIX = "demo"
-WS4REDIS_EXPIRE = 0
+WS4REDIS_EXPIRE = 3600
+WS4REDIS_SIGNED_STREAMS = ["incidents", "incident-*"]  # need the signature the template tag made; no client publishing
 WS4REDIS_HEARTBEAT = "--heartbeat--"
 
 # Celery: the same Redis server, another database, as the demo promises one Redis for everything.

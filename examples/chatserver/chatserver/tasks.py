@@ -48,3 +48,21 @@ def build_report(username: str, job_id: str, title: str) -> None:
         raise
     finally:
         conn.decr(JOBS_RUNNING_KEY)
+
+
+DIAGNOSIS = ("checking dashboards", "reading the logs", "rolling back the last deploy", "error rate back to normal")
+
+
+@shared_task(name="chatserver.diagnose_incident")  # type: ignore[untyped-decorator]
+def diagnose_incident(pk: int, username: str) -> None:
+    """A slow automated diagnosis: each step saves the incident, and every save publishes its live HTML."""
+    from chatserver.models import Incident
+
+    pause = float(getattr(settings, "CHATSERVER_JOB_STEP_SECONDS", 0.3)) * 3
+    for step, note in enumerate(DIAGNOSIS, start=1):
+        incident = Incident.objects.get(pk=pk)
+        incident.status = "mitigated" if step == len(DIAGNOSIS) else "investigating"
+        incident.note = f"diagnosis for {username} ({step}/{len(DIAGNOSIS)}): {note}"
+        incident.save()
+        if step < len(DIAGNOSIS):
+            time.sleep(pause)  # the "work"

@@ -7,7 +7,7 @@ from django.contrib.auth import views as auth_views
 from django.contrib.staticfiles.views import serve
 from django.urls import path, re_path
 
-from chatserver import views
+from chatserver import incident_views, views
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -18,6 +18,11 @@ urlpatterns = [
     path("dashboard/", views.dashboard, name="dashboard"),
     path("jobs/", views.jobs, name="jobs"),
     path("jobs/start/", views.start_job, name="jobs-start"),
+    path("incidents/", incident_views.board, name="incidents"),
+    path("incidents/open/", incident_views.open_incident, name="incident-open"),
+    path("incidents/<int:pk>/", incident_views.detail, name="incident"),
+    path("incidents/<int:pk>/diagnose/", incident_views.diagnose, name="incident-diagnose"),
+    path("incidents/<int:pk>/<str:action>/", incident_views.transition, name="incident-transition"),
     # Demo only: a production site lets nginx or uWSGI serve STATIC_ROOT.
     re_path(r"^static/(?P<path>.*)$", serve, {"insecure": True}),
 ]

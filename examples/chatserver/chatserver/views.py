@@ -106,7 +106,7 @@ def send(request: HttpRequest) -> JsonResponse:
         "text": text,
         "at": timezone.now().isoformat(timespec="seconds"),
     }
-    RedisPublisher(facility=CHAT, **audience).publish_message(json.dumps(message))
+    RedisPublisher(facility=CHAT, **audience).publish_message(json.dumps(message), expire=0)  # never replayed
     get_connection().incr(MESSAGES_KEY)
     return JsonResponse({"ok": True, "id": message["id"]})
 
