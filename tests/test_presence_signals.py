@@ -1,0 +1,197 @@
+"""Online/offline signals (``ws4redis.presence_signals``) over two uWSGI instances of two workers on one Redis.
+
+The receivers (``tests.project.presence_receivers``) fire inside the workers and record into a Redis list, which is
+what these tests observe.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+import websocket
+from django.conf import settings
+from django.test import override_settings
+
+from tests.conftest import People, connect
+from tests.project.presence_receivers import SIGNALS_KEY
+from tests.servers import RedisServer, UwsgiServer, tcp_connections
+from tests.test_websocket import wait_until
+from ws4redis import presence
+from ws4redis.presence_signals import facility_keys
+
+TTL, GRACE, SWEEP = 2, 1.5, 0.2
+PRESENCE = {"room": {"ttl": TTL}, "slow": {"ttl": 30}, "broken": {"ttl": 30}, "anon": {"ttl": 30}}
+
+
+def overrides() -> dict[str, Any]:
+    return {
+        "WS4REDIS_PRESENCE": PRESENCE,
+        "WS4REDIS_PRESENCE_GRACE": GRACE,
+        "WS4REDIS_PRESENCE_SWEEP": SWEEP,
+        "WS4REDIS_POLICY": "permissive",
+        "INSTALLED_APPS": [*settings.INSTALLED_APPS, "tests.project.presence_receivers.Receivers"],
+    }
+
+
+@pytest.fixture
+def pair(uwsgi_factory: Callable[..., UwsgiServer]) -> Iterator[tuple[UwsgiServer, UwsgiServer]]:
+    """Two instances of two workers each (the env only tells them apart), and the same settings in this process."""
+    first = uwsgi_factory(overrides(), processes=2, env={"WS4REDIS_TEST_INSTANCE": "a"})
+    second = uwsgi_factory(overrides(), processes=2, env={"WS4REDIS_TEST_INSTANCE": "b"})
+    with override_settings(WS4REDIS_PRESENCE=PRESENCE, WS4REDIS_PRESENCE_GRACE=GRACE):
+        yield first, second
+
+
+def v2(server: UwsgiServer, path: str, cookie: str | None = None) -> websocket.WebSocket:
+    """A v2 socket whose welcome arrived: by then its connect was recorded in Redis (it is, before the welcome)."""
+    ws = connect(server, path, cookie=cookie, subprotocols=["ws4redis.v2"])
+    assert json.loads(ws.recv())["type"] == "welcome"
+    return ws
+
+
+def recorded(redis_server: RedisServer) -> list[dict[str, Any]]:
+    client = redis_server.client()
+    try:
+        return [json.loads(raw) for raw in client.lrange(SIGNALS_KEY, 0, -1)]
+    finally:
+        client.close()
+
+
+def kinds(redis_server: RedisServer) -> list[tuple[str, str, str]]:
+    return [(e["kind"], e["facility"], e["who"]) for e in recorded(redis_server)]
+
+
+def leaving(redis_server: RedisServer, facility: str, who: str) -> float | None:
+    client = redis_server.client()
+    try:
+        score = client.zscore(facility_keys(facility)[2], who)
+    finally:
+        client.close()
+    return None if score is None else float(score)
+
+
+def test_three_tabs_over_two_instances_go_online_once_and_offline_once_after_the_grace(
+    pair: tuple[UwsgiServer, UwsgiServer], people: People, redis_server: RedisServer,
+) -> None:
+    a, b = pair
+    cookie = people.cookie("alice")
+    online = [("user_online", "room", "alice")]
+    tabs = [v2(a, "/ws/room?subscribe-broadcast", cookie), v2(b, "/ws/room?subscribe-broadcast", cookie),
+            v2(a, "/ws/room?subscribe-user", cookie)]
+    wait_until(lambda: kinds(redis_server) == online)
+    assert presence.count("room") == 3 and presence.users("room") == ["alice"]
+    assert presence.count("room", "broadcast") == 2 and presence.users("room", "user", "alice") == ["alice"]
+    tabs[0].close()
+    tabs[1].close()
+    wait_until(lambda: presence.count("room") == 1)
+    tabs[2].close()
+    wait_until(lambda: presence.count("room") == 0)
+    gone = time.monotonic()
+    assert leaving(redis_server, "room", "u:alice") is not None  # an offline is pending...
+    reopened = v2(b, "/ws/room?subscribe-broadcast", cookie)  # ...and a reload within the grace cancels it
+    assert time.monotonic() - gone < GRACE, "the machine was too slow to reopen within the grace"
+    assert leaving(redis_server, "room", "u:alice") is None
+    reopened.close()
+    wait_until(lambda: presence.count("room") == 0)
+    closed = time.time()
+    wait_until(lambda: len(recorded(redis_server)) == 2)
+    offline_at = recorded(redis_server)[1]["at"]
+    assert GRACE - 0.05 <= offline_at - closed <= GRACE + 3 * SWEEP + 1.0
+    time.sleep(3 * SWEEP)  # not synchronisation: the time in which a duplicate would have appeared
+    assert kinds(redis_server) == [*online, ("user_offline", "room", "alice")]
+
+
+def test_a_sigkilled_workers_user_goes_offline_once_after_ttl_and_grace(
+    pair: tuple[UwsgiServer, UwsgiServer], uwsgi_factory: Callable[..., UwsgiServer], people: People,
+    redis_server: RedisServer,
+) -> None:
+    _, other = pair
+    doomed = uwsgi_factory(overrides(), processes=2, env={"WS4REDIS_TEST_INSTANCE": "kill"})
+    watcher = v2(other, "/ws/room?subscribe-broadcast", people.cookie("bob"))  # the other instance stays up
+    alice = v2(doomed, "/ws/room?subscribe-broadcast", people.cookie("alice"))
+    wait_until(lambda: len(kinds(redis_server)) == 2)
+    assert sorted(kinds(redis_server)) == [("user_online", "room", "alice"), ("user_online", "room", "bob")]
+    port = alice.sock.getsockname()[1]
+    (worker,) = [pid for pid in doomed.workers() if (doomed.port, port) in tcp_connections(pid)]
+    os.kill(worker, signal.SIGKILL)  # a worker of a server this test started: it sends nothing
+    killed = time.time()
+    wait_until(lambda: len(recorded(redis_server)) == 3, timeout=TTL + GRACE + 5)
+    offline = recorded(redis_server)[2]
+    assert (offline["kind"], offline["who"]) == ("user_offline", "alice")
+    # The entry expires TTL after its last refresh (every TTL/3), and the offline follows GRACE later.
+    assert TTL * 2 / 3 + GRACE - 0.2 <= offline["at"] - killed <= TTL + GRACE + 1.5
+    assert offline["pid"] != worker
+    # What every instance reads (one Redis): alice is gone, bob is still there.
+    assert presence.users("room") == ["bob"] and presence.count("room") == 1
+    assert presence.offline("room", ["alice", "bob"]) == ["alice"]
+    time.sleep(3 * SWEEP)  # not synchronisation: the time in which a second sweeper would have sent it again
+    assert len(recorded(redis_server)) == 3
+    watcher.close()
+
+
+def test_a_thousand_reconnect_flaps_within_the_grace_send_no_signal(
+    pair: tuple[UwsgiServer, UwsgiServer], people: People, redis_server: RedisServer,
+) -> None:
+    cookie = people.cookie("carol")
+    ws = v2(pair[0], "/ws/room?subscribe-broadcast", cookie)
+    wait_until(lambda: kinds(redis_server) == [("user_online", "room", "carol")])
+    started = time.monotonic()
+    for flap in range(1000):
+        ws.close()
+        ws.shutdown()
+        ws = v2(pair[flap % 2 - 1], "/ws/room?subscribe-broadcast", cookie)
+    flaps = time.monotonic() - started
+    assert kinds(redis_server) == [("user_online", "room", "carol")]
+    ws.close()
+    wait_until(lambda: len(recorded(redis_server)) == 2)
+    assert kinds(redis_server) == [("user_online", "room", "carol"), ("user_offline", "room", "carol")]
+    print(f"1,000 flaps in {flaps:.1f}s")
+
+
+def test_anonymous_sessions_get_session_signals(
+    pair: tuple[UwsgiServer, UwsgiServer], redis_server: RedisServer, transactional_db: Any,
+) -> None:
+    from django.contrib.sessions.backends.db import SessionStore
+
+    store = SessionStore()
+    store["visited"] = True
+    store.save()
+    assert store.session_key is not None
+    cookie = f"{settings.SESSION_COOKIE_NAME}={store.session_key}"
+    hashed = hashlib.sha256(store.session_key.encode()).hexdigest()[:16]
+    first = v2(pair[0], "/ws/anon?subscribe-broadcast", cookie)
+    second = v2(pair[1], "/ws/anon?subscribe-broadcast", cookie)
+    wait_until(lambda: kinds(redis_server) == [("session_online", "anon", hashed)])
+    v2(pair[0], "/ws/anon?subscribe-broadcast")  # no session at all: nobody to follow, no signal
+    first.close()
+    second.close()
+    wait_until(lambda: len(recorded(redis_server)) == 2)
+    assert kinds(redis_server) == [("session_online", "anon", hashed), ("session_offline", "anon", hashed)]
+    assert store.session_key not in json.dumps(recorded(redis_server))
+
+
+def test_a_slow_receiver_delays_no_delivery_and_a_failing_one_is_logged(
+    pair: tuple[UwsgiServer, UwsgiServer], people: People, redis_server: RedisServer,
+) -> None:
+    from ws4redis.publisher import RedisPublisher
+
+    a, _ = pair
+    slow = v2(a, "/ws/slow?subscribe-broadcast", people.cookie("alice"))  # its receiver sleeps 3 s in that worker
+    RedisPublisher(facility="slow", broadcast=True).publish_message("right away")
+    sent = time.monotonic()
+    assert json.loads(slow.recv())["data"] == "right away"
+    assert time.monotonic() - sent < 1.0
+    assert kinds(redis_server) == []  # the receiver was still running while the message went out
+    broken = v2(a, "/ws/broken?subscribe-broadcast", people.cookie("bob"))
+    wait_until(lambda: "a receiver that fails" in a.output())
+    assert "receiver" in a.output() and "online u:… on broken failed" in a.output()
+    RedisPublisher(facility="broken", broadcast=True).publish_message("still fine")
+    assert json.loads(broken.recv())["data"] == "still fine"
+    wait_until(lambda: kinds(redis_server) == [("user_online", "slow", "alice")])
