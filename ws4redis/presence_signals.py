@@ -152,18 +152,20 @@ class OnlineTracker:
         self._due = float("inf")
         self._joined = False
 
-    def connect(self, client: redis.Redis) -> None:
+    def connect(self, client: redis.Redis) -> list[Transition]:
+        """Record the socket; returns the ``online`` transitions this call claimed (their signals are queued)."""
         self._joined = True
-        self._write(client)
+        return self._write(client)
 
     def refresh(self, client: Callable[[], redis.Redis], now: float) -> None:
         """Extend the entries when due (``now``: ``time.monotonic()``); a comparison until then."""
         if self._joined and now >= self._due:
             self._write(client())
 
-    def disconnect(self, client: redis.Redis) -> None:
+    def disconnect(self, client: redis.Redis) -> list[Transition]:
+        """Remove the socket; returns the ``offline`` transitions this call claimed (only without a grace period)."""
         if not self._joined:
-            return
+            return []
         self._joined = False
         try:
             pipe: Any = client.pipeline(transaction=False)
@@ -175,10 +177,11 @@ class OnlineTracker:
             claimed = pipe.execute()
         except (redis.RedisError, OSError) as exc:
             logger.warning("ws4redis presence: could not record a disconnect (%s); the entry expires on its own", exc)
-            return
-        self._emit(claimed, online=False)
+            return []
+        return self._emit(claimed, online=False)
 
-    def _write(self, client: redis.Redis) -> None:
+    def _write(self, client: redis.Redis) -> list[Transition]:
+        started = time.monotonic()
         try:
             pipe: Any = client.pipeline(transaction=False)
             for facility, ttl, _ in self._facilities:
@@ -191,14 +194,21 @@ class OnlineTracker:
         except (redis.RedisError, OSError) as exc:
             logger.warning("ws4redis presence: could not record a connection (%s); retrying at the next wake-up", exc)
             self._due = time.monotonic()
-            return
-        self._due = time.monotonic() + min(ttl for _, ttl, _ in self._facilities) / 3
-        self._emit(claimed, online=True)
+            return []
+        # Due a little before a third of the ttl: the connection's timer ticks every ttl / 3 from before this write,
+        # and a due time just after a tick would skip it and leave a third of the ttl as the only margin.
+        self._due = started + 0.9 * min(ttl for _, ttl, _ in self._facilities) / 3
+        return self._emit(claimed, online=True)
 
-    def _emit(self, claimed: list[Any], *, online: bool) -> None:
-        for (facility, _, _), won in zip(self._facilities, claimed, strict=True):
-            if int(won) == 1:
-                dispatcher().emit(Transition(online=online, facility=facility, who=self._who))
+    def _emit(self, claimed: list[Any], *, online: bool) -> list[Transition]:
+        won = [
+            Transition(online=online, facility=facility, who=self._who)
+            for (facility, _, _), result in zip(self._facilities, claimed, strict=True)
+            if int(result) == 1
+        ]
+        for transition in won:
+            dispatcher().emit(transition)
+        return won
 
 
 def online_tracker(
