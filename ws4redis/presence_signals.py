@@ -13,9 +13,9 @@ user, or an anonymous session) connected to a facility anywhere, and when does t
 Three scripts change them, each atomic, so two workers or two instances never both decide one transition: *connect*
 (also the periodic refresh: idempotent) adds a socket and, when the person was not online, claims ``online``; it
 cancels a pending offline (a reload, a reconnect to another worker). *disconnect* removes a socket and, when it was
-the person's last, schedules the offline ``grace`` seconds later. *sweep*, run every
-``WS4REDIS_PRESENCE_SWEEP`` seconds by every hub (``sweeper``), moves the sockets whose entries expired (their
-worker died without a word) to ``leaving`` at expiry + grace, and claims each due offline: the script removes the
+the person's last, schedules the offline ``grace`` seconds later. *sweep*, run every ``WS4REDIS_PRESENCE_SWEEP``
+seconds by whichever hub takes the turn (``sweeper``), moves the sockets whose entries expired (their worker died
+without a word) to ``leaving`` at expiry + grace, and claims each due offline: the script removes the
 person from ``online`` and returns them, so exactly one sweeper sends the signal. Times are Redis's own clock
 (``TIME``), so the hosts' clocks need not agree. Signals are queued for ``ws4redis.presence_dispatch``.
 """
@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import random
 import time
 import uuid
@@ -273,12 +274,19 @@ def sweeper() -> list[gevent.Greenlet]:
 
 
 def _sweep_forever() -> None:
+    from ws4redis.redis_store import get_connection
+
     interval = max(float(settings.get("WS4REDIS_PRESENCE_SWEEP")), 0.05)
     while True:
-        # Jittered, so that the workers of a deployment do not all sweep at the same instant.
+        # Jittered, so that the workers of a deployment do not all try at the same instant.
         gevent.sleep(random.uniform(0.5, 1.5) * interval)
         try:
-            sweep()
+            # One sweep per interval for the whole deployment, whoever gets there first: the work does not grow with
+            # the number of processes. Only a saving: every claim is atomic anyway, and a sweeper that dies holding
+            # the turn loses it when it expires.
+            client = get_connection()
+            if client.set(f"{registry_key()}:turn", os.getpid(), nx=True, px=max(int(interval * 1000), 1)):
+                sweep(client)
         except (redis.RedisError, OSError) as exc:
             logger.warning("ws4redis presence: sweep failed (%s); retrying", exc)
         except Exception:  # the sweeper must outlive any failure, or offline signals stop for this process
