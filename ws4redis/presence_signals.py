@@ -175,7 +175,8 @@ class OnlineTracker:
                 pipe.execute_command(
                     "EVAL", _DISCONNECT, 4, sockets, who + self._who, online, leaving, self._id, self._who, grace
                 )
-            claimed = pipe.execute()
+            pipe.sadd(registry_key(), *(facility for facility, _, _ in self._facilities))  # its pending offline
+            claimed = pipe.execute()[:-1]
         except (redis.RedisError, OSError) as exc:
             logger.warning("ws4redis presence: could not record a disconnect (%s); the entry expires on its own", exc)
             return []
@@ -260,10 +261,26 @@ def sweep(client: redis.Redis | None = None, *, send: Callable[[Transition], Non
                 again.append(facility)
             elif int(is_empty):
                 empty.append(facility)
-        if empty:  # a connect re-registers its facility at once, and every refresh does again
-            client.srem(registry_key(), *empty)
+        if empty:
+            _unregister(client, empty)
         facilities = again
     return claimed
+
+
+def _unregister(client: redis.Redis, facilities: list[str]) -> None:
+    """Forget facilities the sweep found empty, and take back any that a connect filled meanwhile.
+
+    A connect writes its keys, then registers the facility; here the facility is removed, then its keys are looked
+    at. In either order one of the two sees the other's write, so a facility with people in it stays registered
+    (a script cannot do both: in Redis Cluster the registry and the facility live in different slots).
+    """
+    pipe: Any = client.pipeline(transaction=False)
+    pipe.srem(registry_key(), *facilities)
+    for facility in facilities:
+        pipe.exists(*facility_keys(facility)[:3])
+    refilled = [f for f, found in zip(facilities, pipe.execute()[1:], strict=True) if int(found)]
+    if refilled:
+        client.sadd(registry_key(), *refilled)
 
 
 def sweeper() -> list[gevent.Greenlet]:
