@@ -41,7 +41,7 @@ class RedisPublisher(RedisStore):
         """As ``RedisStore.publish_message``; then ``if_offline(username)`` is called once for each user of this
         publisher's user audience who has no socket on the facility (``WS4REDIS_PRESENCE``; ``ws4redis.reach``)."""
         count = super().publish_message(message, expire)
-        if if_offline is not None:
+        if if_offline is not None and message is not None:
             reach.notify_offline(self._publishers, if_offline, connection=self._connection)
         return count
 
