@@ -34,6 +34,7 @@ TABS_GRACE, FLAPS_GRACE = 3.0, 5.0
 PRESENCE = {
     "room-tabs": {"ttl": 30, "grace": TABS_GRACE}, "room-flaps": {"ttl": 30, "grace": FLAPS_GRACE},
     "room-*": {"ttl": TTL}, "slow": {"ttl": 30}, "broken": {"ttl": 30}, "anon": {"ttl": 30},
+    "reach": {"ttl": 30},  # tests/test_reach.py, on the same pair of servers
 }
 
 

@@ -4,30 +4,17 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator
-from typing import Any
 
 import pytest
 import websocket
-from django.test import override_settings
 
 from tests.conftest import People, assert_silent, connect
 from tests.servers import RedisServer, UwsgiServer
+from tests.test_presence_signals import pair as pair  # the same two instances of two workers (and settings here)
 from tests.test_websocket import wait_until
 from ws4redis import presence
 from ws4redis.publisher import RedisPublisher
 from ws4redis.reach import PROBE_MARK
-
-PRESENCE = {"room": {"ttl": 30}}
-OVERRIDES: dict[str, Any] = {"WS4REDIS_PRESENCE": PRESENCE, "WS4REDIS_PRESENCE_GRACE": 1.0}
-
-
-@pytest.fixture
-def pair(uwsgi_factory: Callable[..., UwsgiServer]) -> Iterator[tuple[UwsgiServer, UwsgiServer]]:
-    first = uwsgi_factory(OVERRIDES, processes=2, env={"WS4REDIS_TEST_INSTANCE": "reach-a"})
-    second = uwsgi_factory(OVERRIDES, processes=2, env={"WS4REDIS_TEST_INSTANCE": "reach-b"})
-    with override_settings(WS4REDIS_PRESENCE=PRESENCE):
-        yield first, second
 
 
 def v2(server: UwsgiServer, path: str, cookie: str | None = None) -> websocket.WebSocket:
@@ -90,16 +77,16 @@ def test_a_probe_published_by_a_client_is_dropped_and_writes_nothing(
 def test_if_offline_is_called_for_an_absent_user_and_not_for_a_present_one(
     pair: tuple[UwsgiServer, UwsgiServer], people: People,
 ) -> None:
-    v2(pair[1], "/ws/room?subscribe-broadcast", people.cookie("alice"))  # alice is here, on any of her channels
+    v2(pair[1], "/ws/reach?subscribe-broadcast", people.cookie("alice"))  # alice is here, on any of her channels
     calls: list[str] = []
-    count = RedisPublisher(facility="room", users=["alice", "bob"]).publish_message("hello", if_offline=calls.append)
+    count = RedisPublisher(facility="reach", users=["alice", "bob"]).publish_message("hello", if_offline=calls.append)
     assert calls == ["bob"]
     assert count == 0  # alice listens to the broadcasts only: present on the facility, though not on her channel
     calls.clear()
-    RedisPublisher(facility="room", users=["alice"]).publish_message("hello again", if_offline=calls.append)
+    RedisPublisher(facility="reach", users=["alice"]).publish_message("hello again", if_offline=calls.append)
     assert calls == []
     with pytest.raises(ValueError, match="user audience"):
-        RedisPublisher(facility="room", broadcast=True).publish_message("x", if_offline=calls.append)
+        RedisPublisher(facility="reach", broadcast=True).publish_message("x", if_offline=calls.append)
     with pytest.raises(ValueError, match="no WS4REDIS_PRESENCE"):
         RedisPublisher(facility="elsewhere", users=["bob"]).publish_message("x", if_offline=calls.append)
-    assert presence.offline("room", ["bob", "alice", "bob"]) == ["bob"]
+    assert presence.offline("reach", ["bob", "alice", "bob"]) == ["bob"]
