@@ -273,3 +273,37 @@ def test_a_full_queue_drops_signals_counted_and_a_failing_receiver_is_logged(
     finally:
         signals.user_online.disconnect(record)
         signals.user_online.disconnect(fail)
+
+
+def test_the_sweep_command_sends_a_dead_workers_offline_from_outside_the_web_workers(
+    redis_server: RedisServer,
+) -> None:
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    from ws4redis import signals
+    from ws4redis.presence_signals import online_tracker
+    from ws4redis.redis_store import get_connection
+
+    got: list[tuple[str, str]] = []
+
+    def record(sender: Any, *, user: str, facility: str, **kwargs: Any) -> None:
+        got.append((user, facility))
+
+    signals.user_offline.connect(record)
+    # A prefix of its own (the servers of the other tests sweep "test:"); a ttl that is over at once: a dead worker.
+    try:
+        with override_settings(WS4REDIS_PRESENCE={"desk": {"ttl": 0.05}}, WS4REDIS_PRESENCE_GRACE=0.1,
+                               WS4REDIS_PREFIX="cron"):
+            tracker = online_tracker(["cron:broadcast:desk"], user="erin", session_key=None)
+            assert tracker is not None and tracker.connect(get_connection())
+            out = StringIO()
+            call_command("ws4redis_sweep", stdout=out)  # expired, moved to leaving; the grace is not over yet
+            assert got == [] and "0 offline" in out.getvalue()
+            wait_until(lambda: presence.count("desk") == 0)
+            time.sleep(0.15)  # not synchronisation: the grace that must pass before the offline is due at all
+            call_command("ws4redis_sweep", stdout=out)
+            assert got == [("erin", "desk")] and "1 offline" in out.getvalue()
+    finally:
+        signals.user_offline.disconnect(record)
