@@ -85,8 +85,11 @@ def test_if_offline_is_called_for_an_absent_user_and_not_for_a_present_one(
     calls.clear()
     RedisPublisher(facility="reach", users=["alice"]).publish_message("hello again", if_offline=calls.append)
     assert calls == []
-    with pytest.raises(ValueError, match="user audience"):
+    listener = connect(pair[0], "/ws/reach?subscribe-broadcast")
+    with pytest.raises(ValueError, match="user audience"):  # refused before anything is published
         RedisPublisher(facility="reach", broadcast=True).publish_message("x", if_offline=calls.append)
     with pytest.raises(ValueError, match="no WS4REDIS_PRESENCE"):
         RedisPublisher(facility="elsewhere", users=["bob"]).publish_message("x", if_offline=calls.append)
+    RedisPublisher(facility="reach", broadcast=True).publish_message("after the refusals")
+    assert listener.recv() == "after the refusals"
     assert presence.offline("reach", ["bob", "alice", "bob"]) == ["bob"]

@@ -40,9 +40,10 @@ class RedisPublisher(RedisStore):
     ) -> int:
         """As ``RedisStore.publish_message``; then ``if_offline(username)`` is called once for each user of this
         publisher's user audience who has no socket on the facility (``WS4REDIS_PRESENCE``; ``ws4redis.reach``)."""
+        targets = reach.offline_targets(self._publishers) if if_offline is not None else None  # may refuse first
         count = super().publish_message(message, expire)
-        if if_offline is not None and message is not None:
-            reach.notify_offline(self._publishers, if_offline, connection=self._connection)
+        if targets is not None and if_offline is not None and message is not None:
+            reach.notify_offline(targets, if_offline, connection=self._connection)
         return count
 
     def publish_counted(

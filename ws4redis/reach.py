@@ -31,7 +31,7 @@ from ws4redis import metrics, settings
 from ws4redis.audience import prefix_of
 from ws4redis.redis_store import publish_pipeline
 
-__all__ = ["PROBE_MARK", "Reach", "answer", "notify_offline", "publish_counted"]
+__all__ = ["PROBE_MARK", "Reach", "answer", "notify_offline", "offline_targets", "publish_counted"]
 
 logger = logging.getLogger(__name__)
 
@@ -132,8 +132,10 @@ def publish_counted(
     return Reach(sockets=sockets, answered=answered, expected=expected)
 
 
-def user_targets(channels: Iterable[str]) -> dict[str, list[str]]:
-    """``{facility: [usernames]}`` of the user channels among ``channels`` (names as ``audience.channel_names``)."""
+def offline_targets(channels: Iterable[str]) -> dict[str, list[str]]:
+    """``{facility: [usernames]}`` of the user channels among ``channels`` (names as ``audience.channel_names``), for
+    ``if_offline``. Checked before anything is published: ``ValueError`` without a user audience, or for a facility
+    without ``WS4REDIS_PRESENCE`` (nobody is tracked there, so everyone would look absent)."""
     head = prefix_of(settings.get("WS4REDIS_PREFIX"))
     found: dict[str, list[str]] = {}
     for channel in channels:
@@ -142,18 +144,21 @@ def user_targets(channels: Iterable[str]) -> dict[str, list[str]]:
         name, _, facility = tail.rpartition(":")
         if audience == "user" and name and facility:
             found.setdefault(facility, []).append(name)
+    if not found:
+        raise ValueError("if_offline needs a user audience (users=[...]) to know whom to look for")
+    for facility in found:
+        if settings.for_channel("WS4REDIS_PRESENCE", facility) is None:
+            raise ValueError(f"facility {facility!r} has no WS4REDIS_PRESENCE entry: nobody is tracked there")
     return found
 
 
-def notify_offline(channels: Iterable[str], callback: Callable[[str], Any], *, connection: redis.Redis) -> list[str]:
-    """Call ``callback(username)`` once for each user among ``channels``' user audiences who has no socket on that
-    facility now; returns those usernames. Raises ``ValueError`` without a user audience, or for a facility without
-    ``WS4REDIS_PRESENCE`` (nobody is tracked there, so everyone would look absent)."""
+def notify_offline(
+    targets: dict[str, list[str]], callback: Callable[[str], Any], *, connection: redis.Redis
+) -> list[str]:
+    """Call ``callback(username)`` once for each of ``targets`` (``offline_targets``) who has no socket on that
+    facility now (one round trip per facility); returns those usernames."""
     from ws4redis.presence_query import offline
 
-    targets = user_targets(channels)
-    if not targets:
-        raise ValueError("if_offline needs a user audience (users=[...]) to know whom to look for")
     absent: list[str] = []
     for facility, names in targets.items():
         for name in offline(facility, names, connection=connection):
