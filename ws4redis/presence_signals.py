@@ -235,7 +235,9 @@ def sweep(client: redis.Redis | None = None, *, send: Callable[[Transition], Non
     """Move dead workers' sockets to ``leaving`` and send each due offline that this call claims; returns how many.
 
     Every hub runs this periodically (``sweeper``); it may also be run from anywhere else (a management command, a
-    Celery beat task): each transition is claimed by one caller only. ``send`` defaults to the process's dispatcher.
+    Celery beat task): each transition is claimed by one caller only. ``send`` defaults to the process's dispatcher,
+    a greenlet: a process without a running gevent loop passes ``send=presence_dispatch.send_now`` (as
+    ``manage.py ws4redis_sweep`` does), or its signals would wait forever.
     """
     if client is None:
         from ws4redis.redis_store import get_connection
