@@ -38,6 +38,7 @@ from ws4redis.hooks import HookFailed, hooks_for
 from ws4redis.hub import Delivery, Hub, is_text
 from ws4redis.limits import TokenBucket
 from ws4redis.presence import tracker_for
+from ws4redis.presence_signals import online_tracker
 from ws4redis.protocol import WireProtocol, origin_of, protocol_for
 from ws4redis.quota import ConnectionQuota
 from ws4redis.redis_store import get_connection, publish_pipeline
@@ -114,7 +115,7 @@ class Connection:
     __slots__ = (
         "_attached", "_bucket", "_busy", "_close", "_control_frames", "_drop_oldest", "_due", "_ended", "_expires_at",
         "_gaps", "_greenlet", "_handshake", "_hold_timer", "_hold_until", "_hooks", "_identity", "_interval",
-        "_kicked", "_label", "_late", "_listen", "_max_message", "_own", "_presence", "_publish", "_queue",
+        "_kicked", "_label", "_late", "_listen", "_max_message", "_online", "_own", "_presence", "_publish", "_queue",
         "_queue_limit", "_queued_bytes", "_quota", "_readable", "_recovery", "_request", "_runtime", "_subscription",
         "_timer", "_waiter", "_watcher", "_working", "hub", "protocol", "transport",
     )
@@ -170,6 +171,8 @@ class Connection:
         identity = dict(self._identity)
         self._presence = tracker_for(self._listen, user=identity.get("user"), session_key=identity.get("session"))
         self._interval = min(float(settings.get("WS4REDIS_WAKE_INTERVAL")), self._presence.refresh_every)
+        # Online/offline signals (ws4redis.presence_signals): None on facilities without presence.
+        self._online = online_tracker(self._listen, user=identity.get("user"), session_key=identity.get("session"))
 
     # -- called by the hub (another greenlet): queue and wake, never block ---------------------------------------
     def deliver(self, delivery: Delivery) -> None:
@@ -349,6 +352,8 @@ class Connection:
             self._timer.start(self._on_timer)
             if self._presence.channels:
                 self._presence.join(get_connection())
+            if self._online is not None:
+                self._online.connect(get_connection())
             self._send_welcome()
             self._send_kept()
             self._opened()
@@ -403,6 +408,8 @@ class Connection:
         self._release_quota()
         if self._presence.channels:
             self._presence.leave(get_connection())
+        if self._online is not None:
+            self._online.disconnect(get_connection())
 
     def _release_quota(self) -> None:
         quota, self._quota = self._quota, None
@@ -765,6 +772,8 @@ class Connection:
             self._replay_after_reconnect()
         if self._presence.channels:
             self._presence.refresh(get_connection, now)
+        if self._online is not None:
+            self._online.refresh(get_connection, now)
 
     def _replay_after_reconnect(self) -> None:
         """The hub's link dropped and is back: replay each history channel from the last id this socket sent.

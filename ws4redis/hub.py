@@ -28,7 +28,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from ws4redis import metrics, settings, wire
+from ws4redis import metrics, presence_signals, reach, settings, wire
 from ws4redis.cluster import pubsub_for
 from ws4redis.exceptions import Ws4RedisError
 from ws4redis.redis_store import new_client
@@ -196,7 +196,7 @@ class Hub:
     # -- the Redis side ----------------------------------------------------------------------------------------
     def _ensure_running(self) -> None:
         if not self._greenlets:
-            self._greenlets = [gevent.spawn(self._run), gevent.spawn(self._keepalive)]
+            self._greenlets = [gevent.spawn(self._run), gevent.spawn(self._keepalive), *presence_signals.sweeper()]
 
     def _subscribe(self, channels: list[str]) -> None:
         if not channels:
@@ -330,6 +330,9 @@ class Hub:
     def _dispatch(self, channel: str, data: bytes) -> None:
         if channel == self.control_channel:
             self._control(data)
+            return
+        if data.startswith(reach.PROBE_MARK):  # a counted publish asks how many sockets it reached (ws4redis.reach)
+            reach.answer(data, len(self._listeners.get(channel, ())))
             return
         listeners = self._listeners.get(channel)
         if not listeners:

@@ -205,3 +205,9 @@ def tracker_for(channels: Iterable[str], *, user: str | None, session_key: str |
     which nothing changes (every method returns at once without channels)."""
     tracker = Tracker(channels, user=user, session_key=session_key)
     return tracker if tracker.channels else _NO_PRESENCE
+
+
+# Who is listening in one round trip, and the online/offline signals' module (issue 18): see docs/presence.md.
+from ws4redis.presence_query import count, offline, users  # noqa: E402
+
+__all__ += ["count", "offline", "users"]

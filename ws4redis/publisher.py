@@ -6,11 +6,12 @@ to the local sockets of that channel.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import redis
 
-from ws4redis import settings
+from ws4redis import reach, settings
 from ws4redis.audience import MEMBEROF_KEY, channel_names, self_session, self_user
 from ws4redis.redis_store import RedisStore, as_message, publish_pipeline
 
@@ -33,6 +34,30 @@ class RedisPublisher(RedisStore):
     def channels(self) -> list[str]:
         """The channel names this publisher publishes on, sorted."""
         return sorted(self._publishers)
+
+    def publish_message(
+        self, message: str | bytes | None, expire: int | None = None, *, if_offline: Callable[[str], Any] | None = None
+    ) -> int:
+        """As ``RedisStore.publish_message``; then ``if_offline(username)`` is called once for each user of this
+        publisher's user audience who has no socket on the facility (``WS4REDIS_PRESENCE``; ``ws4redis.reach``)."""
+        targets = reach.offline_targets(self._publishers) if if_offline is not None else None  # may refuse first
+        count = super().publish_message(message, expire)
+        if targets is not None and if_offline is not None and message is not None:
+            reach.notify_offline(targets, if_offline, connection=self._connection)
+        return count
+
+    def publish_counted(
+        self, message: str | bytes, expire: int | None = None, *, timeout: float = 1.0
+    ) -> reach.Reach:
+        """Publish as ``publish_message`` and count the sockets it reached over every process, waiting at most
+        ``timeout`` seconds for their answers (``ws4redis.reach``)."""
+        wrapped = message if isinstance(message, RedisMessage) else RedisMessage(message)
+        if wrapped is None or not self._publishers:
+            return reach.Reach(sockets=0, answered=0, expected=0)
+        expire = self._expire if expire is None else int(expire)
+        return reach.publish_counted(
+            self._connection, list(self._publishers), bytes(wrapped), expire=expire, timeout=timeout
+        )
 
     def fetch_message(self, request: Any, facility: str, audience: str = "any") -> bytes | None:
         """The kept last message of ``facility`` for ``request``: session, then user, then group, then broadcast.

@@ -45,6 +45,9 @@ DEFAULTS: dict[str, Any] = {
     "WS4REDIS_HISTORY": {},  # {"facility" or pattern: {"size": N, "ttl": seconds}}: Redis Streams (ws4redis.history)
     "WS4REDIS_RESUME_WAIT": 2.0,  # seconds a v2 socket with history holds live messages until the client's resume
     "WS4REDIS_PRESENCE": {},  # {"facility" or pattern: {"ttl": seconds, "events": bool}} (ws4redis.presence)
+    "WS4REDIS_PRESENCE_GRACE": 10.0,  # seconds without any socket before user_offline (ws4redis.presence_signals)
+    "WS4REDIS_PRESENCE_SWEEP": 1.0,  # seconds between a hub's sweeps for dead workers' sockets and due offlines
+    "WS4REDIS_PRESENCE_SIGNAL_QUEUE": 1000,  # presence signals a process may have waiting for their receivers
     "WS4REDIS_HOOKS": {},  # {"facility" or "*": {"connect"|"message"|"disconnect": "dotted.path"}} (ws4redis.hooks)
     "WS4REDIS_HOOK_TIMEOUT": 5.0,  # seconds a hook may take before its socket is closed (1011)
     "WS4REDIS_SLOW_CONSUMER": "close",  # or "drop-oldest": what happens when WS4REDIS_QUEUE_BYTES is exceeded

@@ -1,3 +1,6 @@
+"""The demo's app config: connects the incident board's publishing (``chatserver.incidents``) and the presence
+receivers (``chatserver.presence``) once Django is ready."""
+
 from __future__ import annotations
 
 from django.apps import AppConfig
@@ -9,5 +12,7 @@ class ChatserverConfig(AppConfig):
 
     def ready(self) -> None:
         from chatserver import incidents
+        from chatserver.presence import connect_receivers
 
         incidents.connect()
+        connect_receivers()

@@ -91,6 +91,14 @@ WS4REDIS_PREFIX = "demo"
 WS4REDIS_EXPIRE = 3600
 WS4REDIS_SIGNED_STREAMS = ["incidents", "incident-*"]  # need the signature the template tag made; no client publishing
 WS4REDIS_HEARTBEAT = "--heartbeat--"
+# Presence on the chat: who is online (the sidebar), and an email to whoever is away when a direct message arrives
+# (chatserver.presence). Away means no chat page open anywhere for WS4REDIS_PRESENCE_GRACE seconds.
+WS4REDIS_PRESENCE = {"chat": {"ttl": 30}}
+WS4REDIS_PRESENCE_GRACE = 5.0
+
+# A demo sends no real email: the notice is printed in the server's log (uWSGI's output).
+EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
+DEFAULT_FROM_EMAIL = "chat@ws4redis.demo"
 
 # Celery: the same Redis server, another database, as the demo promises one Redis for everything.
 CELERY_BROKER_URL = os.environ.get("CHATSERVER_CELERY_BROKER", _redis_db(REDIS_URL, 1))

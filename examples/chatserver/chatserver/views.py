@@ -23,7 +23,9 @@ from django.views.decorators.http import require_POST
 
 from chatserver.accounts import DEFAULT_PASSWORD, DEMO_GROUP, DEMO_USERS, GROUP_MEMBERS
 from chatserver.metrics import MESSAGES_KEY
+from chatserver.presence import unread_notice
 from chatserver.tasks import build_report
+from ws4redis import presence
 from ws4redis.publisher import RedisPublisher
 from ws4redis.redis_store import get_connection
 
@@ -67,6 +69,7 @@ def chat(request: HttpRequest) -> HttpResponse:
     people = User.objects.exclude(pk=request.user.pk).order_by("username")
     return render(request, "chatserver/chat.html", {
         "people": people,
+        "online": set(presence.users(CHAT)),  # then kept current by the user_online/user_offline broadcasts
         "my_groups": _my_groups(request),
         "page": "chat",
     })
@@ -106,7 +109,9 @@ def send(request: HttpRequest) -> JsonResponse:
         "text": text,
         "at": timezone.now().isoformat(timespec="seconds"),
     }
-    RedisPublisher(facility=CHAT, **audience).publish_message(json.dumps(message), expire=0)  # never replayed
+    # A direct message to someone with no chat page open anywhere: they get an "unread messages" email.
+    if_offline = unread_notice(sender) if mode == "direct" else None
+    RedisPublisher(facility=CHAT, **audience).publish_message(json.dumps(message), expire=0, if_offline=if_offline)  # never replayed
     get_connection().incr(MESSAGES_KEY)
     return JsonResponse({"ok": True, "id": message["id"]})
 

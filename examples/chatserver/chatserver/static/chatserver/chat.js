@@ -107,6 +107,16 @@
     }
   }
 
+  /** A user came online or went away (the server's user_online/user_offline signals, broadcast to the room). */
+  function markPresence(change) {
+    if (typeof change.user !== 'string') return;
+    Array.prototype.forEach.call(document.querySelectorAll('.presence[data-user]'), function (dot) {
+      if (dot.dataset.user !== change.user) return;
+      dot.classList.toggle('online', change.online === true);
+      dot.title = change.online === true ? 'online' : 'away';
+    });
+  }
+
   Array.prototype.forEach.call(document.querySelectorAll('.conv[data-conv]'), function (button) {
     button.addEventListener('click', function () { activate(button.dataset.conv); });
   });
@@ -139,7 +149,8 @@
     receive_message: function (data) {
       var message;
       try { message = JSON.parse(data); } catch (e) { return; }
-      if (message && message.id && message.mode) show(message);
+      if (message && message.presence) markPresence(message.presence);
+      else if (message && message.id && message.mode) show(message);
     }
   });
   window.chatSocket = socket;  // for the console (and the end-to-end test): socket.get_state()
