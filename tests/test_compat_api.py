@@ -19,6 +19,7 @@ from django.http import BadHeaderError
 from django.test import RequestFactory, override_settings
 
 from tests.servers import RedisServer
+from ws4redis import wire
 from ws4redis.audience import MEMBEROF_KEY
 
 
@@ -43,7 +44,9 @@ def listen(redis_server: RedisServer) -> Iterator[Callable[..., Any]]:
 def _received(pubsub: Any) -> bytes:
     message = pubsub.get_message(timeout=2)
     assert message is not None and message["type"] == "message", message
-    return bytes(message["data"])
+    record = wire.decode(bytes(message["data"]))  # what a hub hands its sockets: the payload behind the envelope
+    assert isinstance(record, wire.Record), record
+    return record.payload
 
 
 @pytest.mark.parametrize(

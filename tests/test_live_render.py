@@ -17,7 +17,7 @@ from django.test import RequestFactory, override_settings
 from django.test.signals import template_rendered
 from django.utils.safestring import mark_safe
 
-from ws4redis import fragments, streams
+from ws4redis import fragments, streams, wire
 from ws4redis.audience import parse_flags
 from ws4redis.exceptions import ChannelRefused
 from ws4redis.publisher import RedisPublisher
@@ -166,7 +166,7 @@ def test_one_render_and_one_round_trip_for_many_audiences(redis_server: Any) -> 
     received = [pubsub.get_message(timeout=5) for _ in range(3)]
     assert {m["channel"] for m in received if m} == {b"test:broadcast:board", b"test:user:user-42:board",
                                                       b"test:group:g-3:incident-9"}
-    assert all(m and m["data"] == markup.encode() for m in received)
+    assert all(m and wire.decode(m["data"]) == wire.Record(markup.encode(), True, None, False) for m in received)
     # The kept message a (re)connecting page gets is that same fragment.
     assert RedisPublisher().fetch_message(RequestFactory().get("/"), "board", "broadcast") == markup.encode()
     pubsub.close()

@@ -272,9 +272,9 @@ def publish(markup: Markup, *specs: PublisherSpec, expire: int | None = None, **
     if len(publishers) == 1:
         publishers[0].publish_message(message, expire=expire)
         return len(publishers[0].channels)
-    pipe: Any = None
+    pipe = publishers[0].connection.pipeline(transaction=False)  # the publishers share it: one round trip
     for publisher in publishers:
-        pipe = publisher.pipeline_publish_message(message, pipeline=pipe, expire=expire)
+        publisher.pipeline_publish_message(message, pipeline=pipe, expire=expire)
     pipe.execute()
     channels = sum(len(p.channels) for p in publishers)
     metrics.PUBLISHED_BY_SERVER.inc(channels)  # as publish_message counts its own

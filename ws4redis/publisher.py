@@ -51,7 +51,7 @@ class RedisPublisher(RedisStore):
     ) -> reach.Reach:
         """Publish as ``publish_message`` and count the sockets it reached over every process, waiting at most
         ``timeout`` seconds for their answers (``ws4redis.reach``)."""
-        wrapped = message if isinstance(message, RedisMessage) else RedisMessage(message)
+        wrapped = as_message(message)
         if wrapped is None or not self._publishers:
             return reach.Reach(sockets=0, answered=0, expected=0)
         expire = self._expire if expire is None else int(expire)

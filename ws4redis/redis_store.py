@@ -197,6 +197,11 @@ class RedisStore:
         self._expire_override: int | None = None
 
     @property
+    def connection(self) -> redis.Redis:
+        """The Redis client this store publishes through (to queue several stores' publishes on one pipeline)."""
+        return self._connection
+
+    @property
     def _expire(self) -> int:
         if self._expire_override is not None:
             return self._expire_override

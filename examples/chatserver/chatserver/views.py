@@ -109,9 +109,10 @@ def send(request: HttpRequest) -> JsonResponse:
         "text": text,
         "at": timezone.now().isoformat(timespec="seconds"),
     }
-    # A direct message to someone with no chat page open anywhere: they get an "unread messages" email.
+    # A direct message to someone with no chat page open anywhere: they get an "unread messages" email. Chat lines
+    # are never replayed (expire=0).
     if_offline = unread_notice(sender) if mode == "direct" else None
-    RedisPublisher(facility=CHAT, **audience).publish_message(json.dumps(message), expire=0, if_offline=if_offline)  # never replayed
+    RedisPublisher(facility=CHAT, **audience).publish_message(json.dumps(message), expire=0, if_offline=if_offline)
     get_connection().incr(MESSAGES_KEY)
     return JsonResponse({"ok": True, "id": message["id"]})
 
