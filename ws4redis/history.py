@@ -14,7 +14,8 @@ so a legacy client still receives the payload byte for byte, and the kept messag
 payload published without the prefix (a django-websocket-redis 0.6 publisher, a facility without history) passes
 through untouched, with no id. ``\\xff`` never occurs in UTF-8, so no text payload can be mistaken for the prefix.
 
-Recovery (``Recovery``, one per socket) tracks the last id each socket was sent per history-enabled channel, replays
+Recovery (``Recovery``: one per socket with a history channel; the others share an immutable ``NoRecovery``)
+tracks the last id each socket was sent per history-enabled channel, replays
 ``XRANGE (last +`` when the client resumes or the hub reconnects, and drops live deliveries the replay already sent.
 Whether the window still holds a position is decided by ``recoverable`` (pure).
 """
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import types
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -35,9 +37,11 @@ __all__ = [
     "EVENT_MARK",
     "ID_MARK",
     "ZERO",
+    "NoRecovery",
     "Recovery",
     "Window",
     "history_key",
+    "own_recovery",
     "parse_id",
     "queue_publish",
     "recoverable",
@@ -180,11 +184,13 @@ def _xinfo_id(info: Mapping[Any, Any], name: str) -> StreamId | None:
 
 
 class Recovery:
-    """One socket's positions in the streams of its history-enabled channels.
+    """One socket's positions in the streams of its history-enabled channels: per-socket state, never shared.
 
-    Created per connection; every method runs in the connection's own greenlet except ``fresh``'s callers (also the
-    connection's greenlet). ``last`` is the id of the last message *sent* on each channel: the point to replay from.
+    Created per connection that needs one (``recovery_for``, ``own_recovery``); every method runs in the connection's
+    own greenlet. ``last`` is the id of the last message *sent* on each channel: the point to replay from.
     """
+
+    __slots__ = ("last", "pending", "windows")
 
     def __init__(self, channels: Iterable[str]) -> None:
         self.windows: dict[str, Window] = {}
@@ -199,18 +205,27 @@ class Recovery:
     def enabled(self) -> bool:
         return bool(self.windows)
 
-    def start(self, client: redis.Redis) -> None:
-        """Record where each stream stands now; call once Redis confirmed the subscriptions (so nothing after it is
-        missed by pub/sub) and before anything is sent. One round trip."""
-        channels = list(self.windows)
-        if not channels:
+    def start(self, client: redis.Redis, channels: Iterable[str] | None = None) -> None:
+        """Record where each stream (of ``channels``, default all) stands now; call once Redis confirmed the
+        subscriptions (so nothing after it is missed by pub/sub) and before anything is sent on them. One round trip.
+
+        A channel subscribed at run time is started here too, so a hub reconnect replays it like the others.
+        """
+        chosen = list(self.windows) if channels is None else [c for c in channels if self.track(c)]
+        if not chosen:
             return
         pipe = client.pipeline(transaction=False)
-        for channel in channels:
+        for channel in chosen:
             pipe.xrevrange(history_key(channel), count=1)
-        for channel, top in zip(channels, pipe.execute(), strict=True):
+        for channel, top in zip(chosen, pipe.execute(), strict=True):
             parsed = parse_id(top[0][0]) if top else None
             self.last[channel] = parsed or ZERO
+
+    def forget(self, channels: Iterable[str]) -> None:
+        """The socket stopped listening to ``channels`` (``unsubscribe``): never replay them to it again."""
+        for channel in channels:
+            self.windows.pop(channel, None)
+            self.last.pop(channel, None)
 
     def offsets(self) -> dict[str, str]:
         """Channel -> the position recorded by ``start`` (for the v2 welcome, so a client can resume a stream on
@@ -290,11 +305,61 @@ class Recovery:
         return [(channel, message_id, data) for _, channel, message_id, data in messages], lost
 
 
-_NO_HISTORY = Recovery(())
+class NoRecovery:
+    """The positions of a socket none of whose channels keeps history: none, and none can be added.
+
+    One instance is shared by every such socket (the usual case: a ``Recovery`` per idle socket is memory for
+    nothing), so it is a value: no attribute can be set, the mappings are read-only views of empty dicts, and no
+    method records anything. Asking about a history channel answers without remembering it; a socket that comes to
+    need positions (it subscribes to a history facility at run time) takes its own ``Recovery`` (``own_recovery``).
+    """
+
+    __slots__ = ()
+
+    enabled = False
+    pending = False
+    windows: Mapping[str, Window] = types.MappingProxyType({})
+    last: Mapping[str, StreamId] = types.MappingProxyType({})
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"the shared NoRecovery is immutable (cannot set {name!r}); see own_recovery")
+
+    def start(self, client: redis.Redis, channels: Iterable[str] | None = None) -> None:
+        """Nothing to record."""
+
+    def forget(self, channels: Iterable[str]) -> None:
+        """Nothing to forget."""
+
+    def offsets(self) -> dict[str, str]:
+        return {}
+
+    @staticmethod
+    def track(channel: str) -> bool:
+        """Whether ``channel`` keeps history (asked, never recorded)."""
+        return window_for(channel) is not None
+
+    @staticmethod
+    def fresh(channel: str, message_id: str | None) -> bool:
+        """Every live delivery is fresh: nothing was replayed to this socket."""
+        return True
+
+    def replay(
+        self, client: redis.Redis, since: Mapping[str, StreamId]
+    ) -> tuple[list[tuple[str, str, bytes]], list[str]]:
+        return [], []
 
 
-def recovery_for(channels: Iterable[str]) -> Recovery:
-    """A socket's positions; the sockets of channels without history (the usual case) all share one empty
-    ``Recovery``, which nothing changes (``pending`` is only set where ``enabled``)."""
+_NO_HISTORY = NoRecovery()
+
+
+def recovery_for(channels: Iterable[str]) -> Recovery | NoRecovery:
+    """A socket's positions: its own ``Recovery`` when a channel keeps history, else the one shared, immutable
+    ``NoRecovery`` (the usual case costs no memory per socket)."""
     recovery = Recovery(channels)
     return recovery if recovery.enabled else _NO_HISTORY
+
+
+def own_recovery(recovery: Recovery | NoRecovery, channels: Iterable[str]) -> Recovery:
+    """``recovery`` when it is the socket's own already, else a new ``Recovery`` of ``channels`` (the socket's
+    channels now): what a socket takes at the moment it first needs positions of its own."""
+    return recovery if isinstance(recovery, Recovery) else Recovery(channels)
