@@ -159,7 +159,9 @@ class Connection:
             metrics.done(delivery)
             return  # join/leave events are v2 control messages; a legacy client would take them for data
         own = self._own
-        if own and (delivery.channel, delivery.data) in own:
+        # An own echo on a history channel is queued like any message and skipped by _drain_queue after
+        # Recovery.fresh: its id must advance the replay position in order, or a hub reconnect replays it back.
+        if own and (delivery.id is None or not self._recovery.enabled) and (delivery.channel, delivery.data) in own:
             own.remove((delivery.channel, delivery.data))
             metrics.done(delivery)
             return
@@ -606,6 +608,7 @@ class Connection:
         if self._hold_until is not None:
             return  # waiting for the client's resume, so that replayed messages go out before live ones
         fresh = self._recovery.fresh
+        own = self._own
         queue, self._queue = self._queue, []  # what arrives while this batch is written waits for the next round
         batch: list[bytes] = []
         for delivery in queue:
@@ -613,6 +616,9 @@ class Connection:
             self._delivered(delivery)
             if delivery.id is not None and not fresh(delivery.channel, delivery.id):
                 continue  # already sent by a replay from history
+            if delivery.id is not None and own and (delivery.channel, delivery.data) in own:
+                own.remove((delivery.channel, delivery.data))
+                continue  # this socket's own publish on a history channel (see deliver)
             batch.append(self._wire(delivery))
         if batch or self.transport.backlog:
             self.transport.send_raw(b"".join(batch))
