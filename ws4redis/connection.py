@@ -595,10 +595,11 @@ class Connection:
             if refusal is not None:
                 self._send(*refusal)
             return
+        echoed = [channel for channel in self._publish if channel in self._listen]
+        if echoed and self._own is None and not self._subscription.echo:  # listening since a v2 subscribe
+            self._own = collections.deque(maxlen=_OWN_ECHOES)
         if self._own is not None:
-            for channel in self._publish:
-                if channel in self._listen:
-                    self._own.append((channel, data))
+            self._own.extend((channel, data) for channel in echoed)
         pipe = get_connection().pipeline(transaction=False)
         publish_pipeline(pipe, list(self._publish), data, int(settings.get("WS4REDIS_EXPIRE") or 0))
         pipe.execute()
@@ -676,7 +677,9 @@ class Connection:
             if not self._recovery.track(channel):
                 reasons[stream_of[channel]] = "no history"
         try:
-            messages, lost = self._recovery.replay(get_connection(), positions) if positions else ([], [])
+            messages, lost = (
+                self._recovery.replay(get_connection(), positions, self._first_live()) if positions else ([], [])
+            )
         except (redis.RedisError, OSError) as exc:  # told, not closed: the client reloads its state
             logger.warning("ws4redis: history replay for %s failed (%s)", self._label, exc)
             messages, lost = [], list(positions)
@@ -721,7 +724,7 @@ class Connection:
         replayed = 0
         if self.hub.confirmed(channels, float(settings.get("WS4REDIS_SUBSCRIBE_TIMEOUT"))):
             try:
-                messages, unrecoverable = recovery.replay(get_connection(), dict(recovery.last))
+                messages, unrecoverable = recovery.replay(get_connection(), dict(recovery.last), self._first_live())
             except (redis.RedisError, OSError) as exc:
                 logger.warning("ws4redis: history replay for %s failed (%s)", self._label, exc)
                 recovery.pending = True  # tried again at the next wake-up
@@ -738,6 +741,16 @@ class Connection:
             )
             if frame is not None:
                 self._send(*frame)
+
+    def _first_live(self) -> dict[str, history.StreamId]:
+        """Channel -> the id of its first message in the live queue: where a replay of that channel stops."""
+        first: dict[str, history.StreamId] = {}
+        for delivery in self._queue:
+            if delivery.id is not None and delivery.channel not in first:
+                parsed = history.parse_id(delivery.id)
+                if parsed is not None:
+                    first[delivery.channel] = parsed
+        return first
 
     def _send_replayed(self, messages: list[tuple[str, str, bytes]]) -> None:
         frame = self.protocol.frame

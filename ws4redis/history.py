@@ -256,9 +256,13 @@ class Recovery:
         return True
 
     def replay(
-        self, client: redis.Redis, since: Mapping[str, StreamId]
+        self, client: redis.Redis, since: Mapping[str, StreamId], live: Mapping[str, StreamId] | None = None
     ) -> tuple[list[tuple[str, str, bytes]], list[str]]:
         """What was published after ``since`` (channel -> position) on history-enabled channels, in publish order.
+
+        ``live`` (channel -> the id of the first message queued live on it) ends each channel's replay: from there
+        on the live queue has the channel's messages, in order with the socket's channels without history, so a
+        replayed copy would overtake those (a message without history published before it would go out after it).
 
         Returns ``(messages, lost)``: ``(channel, id, payload)`` sorted by id across channels (stream ids come from one
         Redis clock, so this is publish order), and the channels whose window no longer reaches back to ``since``
@@ -294,10 +298,13 @@ class Recovery:
             if not ok:
                 lost.append(channel)
             start, last = since[channel], self.last.get(channel, ZERO)
+            end = live.get(channel) if live else None
             for raw_id, fields in entries:
                 parsed = parse_id(raw_id)
                 if parsed is None or parsed <= start:
                     continue
+                if end is not None and parsed >= end:
+                    break  # the live queue carries it, in order
                 messages.append((parsed, channel, raw_id.decode(), bytes(fields.get(b"d", b""))))
                 last = max(last, parsed)
             self.last[channel] = last
@@ -344,7 +351,7 @@ class NoRecovery:
         return True
 
     def replay(
-        self, client: redis.Redis, since: Mapping[str, StreamId]
+        self, client: redis.Redis, since: Mapping[str, StreamId], live: Mapping[str, StreamId] | None = None
     ) -> tuple[list[tuple[str, str, bytes]], list[str]]:
         return [], []
 
