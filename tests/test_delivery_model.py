@@ -396,31 +396,33 @@ class Walk:
         before = self.hub_links()
         self.note(f"kill hub links {before}")
         self.stats["kills"] += 1
-        for entry in self.redis.client_list(_type="pubsub"):
-            if str(entry.get("name") or "").startswith("ws4redis-hub:"):
-                self.redis.client_kill_filter(_id=str(entry["id"]))
+        for link_id in before.values():
+            self.redis.client_kill_filter(_id=str(link_id[0]))
         for _ in range(self.rng.randint(1, 4)):
             facility = self.rng.choice(HISTORIC)
             users = [u for u in GROUPS if self.rng.random() < 0.4]
             self.server_publish(facility, broadcast=self.rng.random() < 0.6 or not users, users=users)
-        # Back and resubscribed: every link as before. Another process's state, so polled (no event to await). A
-        # socket closed by the previous step may still be leaving (its hub then holds one channel fewer): after a
-        # few seconds, the same links with counts that stay put will do.
+        # Back and resubscribed: a new link (a new client id: Redis may close the old one a moment later) per hub,
+        # holding as many channels as before. Another process's state, so polled (no event to await). A socket closed
+        # by the previous step may still be leaving (its hub then holds one channel fewer): after a few seconds, new
+        # links whose counts stay put will do.
         deadline, stable_since, last = time.monotonic() + 5, time.monotonic(), before
         while True:
             links = self.hub_links()
-            if links == before:
+            renewed = links.keys() == before.keys() and all(links[n][0] != before[n][0] for n in links)
+            if renewed and all(links[n][1] == before[n][1] for n in links):
                 break
             if links != last:
                 stable_since, last = time.monotonic(), links
-            elif time.monotonic() > deadline and links.keys() == before.keys() and time.monotonic() - stable_since > 1:
+            elif renewed and time.monotonic() > deadline and time.monotonic() - stable_since > 1:
                 break
             assert time.monotonic() < deadline + 20, f"hubs did not come back: {links} != {before}"
             time.sleep(0.02)
 
-    def hub_links(self) -> dict[str, int]:
+    def hub_links(self) -> dict[str, tuple[int, int]]:
+        """Hub link name -> (client id, channels subscribed)."""
         return {
-            str(e["name"]): int(e["sub"]) + int(e.get("ssub", 0) or 0)
+            str(e["name"]): (int(e["id"]), int(e["sub"]) + int(e.get("ssub", 0) or 0))
             for e in self.redis.client_list(_type="pubsub")
             if str(e.get("name") or "").startswith("ws4redis-hub:")
         }
@@ -435,7 +437,7 @@ class Walk:
         try:
             while len(sock.received) < len(sock.expected):
                 sock.read_frame()
-        except (websocket.WebSocketTimeoutException, TimeoutError):
+        except (websocket.WebSocketTimeoutException, TimeoutError, websocket.WebSocketConnectionClosedException):
             pass  # reported by check()
 
     def check(self, sock: Sock, *, reconnected: bool = False) -> None:
@@ -457,7 +459,7 @@ class Walk:
                 f"seed {self.seed}: socket #{sock.number} ({sock.identity.user}, {sock.path}, v2={sock.v2}) "
                 f"differs at {first}: got {got[first:first + 5]} expected {want[first:first + 5]} "
                 f"(got {len(got)}, expected {len(want)}); listens to {sorted(sock.listen)}; "
-                f"last frames {sock.frames}\nlast steps:\n" + "\n".join(self.log[-40:])
+                f"last frames {sock.frames}; server log {self.server.log}\nlast steps:\n" + "\n".join(self.log[-40:])
             )
 
     def settle(self, *, reconnected: bool = False) -> None:
