@@ -678,7 +678,7 @@ class Connection:
                 reasons[stream_of[channel]] = "no history"
         try:
             messages, lost = (
-                self._recovery.replay(get_connection(), positions, self._first_live()) if positions else ([], [])
+                self._recovery.replay(get_connection(), positions, self._first_live) if positions else ([], [])
             )
         except (redis.RedisError, OSError) as exc:  # told, not closed: the client reloads its state
             logger.warning("ws4redis: history replay for %s failed (%s)", self._label, exc)
@@ -724,7 +724,7 @@ class Connection:
         replayed = 0
         if self.hub.confirmed(channels, float(settings.get("WS4REDIS_SUBSCRIBE_TIMEOUT"))):
             try:
-                messages, unrecoverable = recovery.replay(get_connection(), dict(recovery.last), self._first_live())
+                messages, unrecoverable = recovery.replay(get_connection(), dict(recovery.last), self._first_live)
             except (redis.RedisError, OSError) as exc:
                 logger.warning("ws4redis: history replay for %s failed (%s)", self._label, exc)
                 recovery.pending = True  # tried again at the next wake-up

@@ -25,7 +25,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import types
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import redis
@@ -256,13 +256,16 @@ class Recovery:
         return True
 
     def replay(
-        self, client: redis.Redis, since: Mapping[str, StreamId], live: Mapping[str, StreamId] | None = None
+        self, client: redis.Redis, since: Mapping[str, StreamId],
+        live: Callable[[], Mapping[str, StreamId]] | None = None,
     ) -> tuple[list[tuple[str, str, bytes]], list[str]]:
         """What was published after ``since`` (channel -> position) on history-enabled channels, in publish order.
 
-        ``live`` (channel -> the id of the first message queued live on it) ends each channel's replay: from there
-        on the live queue has the channel's messages, in order with the socket's channels without history, so a
-        replayed copy would overtake those (a message without history published before it would go out after it).
+        ``live()`` (channel -> the id of the first message queued live on it, asked once Redis answered) ends each
+        channel's replay: from there on the live queue has the channel's messages, in order with the socket's
+        channels without history, so a replayed copy would overtake those (a message without history published
+        before it would go out after it). A message the hub has not read yet when Redis answers is still replayed
+        (and its live copy dropped): across a hub reconnect, order is kept per channel.
 
         Returns ``(messages, lost)``: ``(channel, id, payload)`` sorted by id across channels (stream ids come from one
         Redis clock, so this is publish order), and the channels whose window no longer reaches back to ``since``
@@ -281,6 +284,7 @@ class Recovery:
             position = since[channel]
             pipe.xrange(key, min="-" if position == ZERO else f"({format_id(position)}")
         results = pipe.execute(raise_on_error=False)
+        first_live = live() if live is not None else {}
         messages: list[tuple[StreamId, str, str, bytes]] = []
         lost: list[str] = []
         for index, channel in enumerate(channels):
@@ -298,7 +302,7 @@ class Recovery:
             if not ok:
                 lost.append(channel)
             start, last = since[channel], self.last.get(channel, ZERO)
-            end = live.get(channel) if live else None
+            end = first_live.get(channel)
             for raw_id, fields in entries:
                 parsed = parse_id(raw_id)
                 if parsed is None or parsed <= start:
@@ -351,7 +355,8 @@ class NoRecovery:
         return True
 
     def replay(
-        self, client: redis.Redis, since: Mapping[str, StreamId], live: Mapping[str, StreamId] | None = None
+        self, client: redis.Redis, since: Mapping[str, StreamId],
+        live: Callable[[], Mapping[str, StreamId]] | None = None,
     ) -> tuple[list[tuple[str, str, bytes]], list[str]]:
         return [], []
 
