@@ -548,3 +548,70 @@ def test_every_socket_gets_exactly_its_own_messages(
             totals[key] = totals.get(key, 0) + value
         totals["walks"] = totals.get("walks", 0) + 1
     print(f"\nws4redis model on {type(model_server).__name__}: {totals}")
+
+
+# -- the walk's findings, as plain scenarios ------------------------------------------------------------------------
+def _v2(server: Any, path: str, cookie: str) -> websocket.WebSocket:
+    ws = websocket.create_connection(
+        f"ws://127.0.0.1:{server.port}{path}", timeout=RECV_TIMEOUT, cookie=cookie, subprotocols=["ws4redis.v2"]
+    )
+    assert json.loads(ws.recv())["type"] == "welcome"
+    ws.send(json.dumps({"type": "ping"}))  # the first frame: no resume follows
+    assert json.loads(ws.recv())["type"] == "pong"
+    return ws
+
+
+def _data(ws: websocket.WebSocket) -> str:
+    """The next message's payload, skipping control messages."""
+    while True:
+        frame = json.loads(ws.recv())
+        if frame["type"] == "message":
+            return str(frame["data"])
+
+
+def test_no_echo_on_a_channel_subscribed_at_run_time(
+    uwsgi_factory: Callable[..., UwsgiServer], people: People
+) -> None:
+    """Seed 873685082: a socket that only published at connect, then subscribed to its own channel, got its echo."""
+    server = uwsgi_factory(OVERRIDES, processes=2)
+    bob = _v2(server, "/ws/p1?publish-broadcast", people.cookie("bob"))
+    carol = _v2(server, "/ws/p1?subscribe-broadcast", people.cookie("carol"))
+    bob.send(json.dumps({"type": "subscribe", "facility": "p1", "audiences": ["broadcast"]}))
+    assert json.loads(bob.recv())["type"] == "subscribed"
+    bob.send(json.dumps({"type": "publish", "data": "mine"}))
+    assert _data(carol) == "mine"  # it went out
+    RedisPublisher(facility="p1", broadcast=True).publish_message("after")
+    assert _data(bob) == "after"  # and did not come back to bob
+    for ws in (bob, carol):
+        ws.close()
+
+
+def test_own_publish_on_a_history_channel_is_not_replayed_after_a_hub_reconnect(
+    uwsgi_factory: Callable[..., UwsgiServer], redis_server: RedisServer, people: People
+) -> None:
+    """Seed 15: an echo suppressed live did not advance the replay position; the reconnect's replay sent it back."""
+    server = uwsgi_factory(OVERRIDES, processes=2)
+    carol = _v2(server, "/ws/h1?subscribe-broadcast&publish-broadcast", people.cookie("carol"))
+    bob = _v2(server, "/ws/h1?subscribe-broadcast", people.cookie("bob"))
+    carol.send(json.dumps({"type": "publish", "data": "mine"}))
+    assert _data(bob) == "mine"
+    client = redis_server.client()
+    links = {e["name"]: e for e in client.client_list(_type="pubsub") if e["name"].startswith("ws4redis-hub:")}
+    for link in links.values():
+        client.client_kill_filter(_id=link["id"])
+    deadline = time.monotonic() + 20
+    while True:  # each hub back on a new link with its channels (another process: polled)
+        now = {e["name"]: e for e in client.client_list(_type="pubsub") if e["name"].startswith("ws4redis-hub:")}
+        if now.keys() == links.keys() and all(
+            e["id"] != links[n]["id"] and e["sub"] == links[n]["sub"] for n, e in now.items()
+        ):
+            break
+        assert time.monotonic() < deadline, now
+        time.sleep(0.02)
+    with override_settings(WS4REDIS_HISTORY=HISTORY):
+        RedisPublisher(facility="h1", broadcast=True).publish_message("after")
+    assert _data(carol) == "after"  # not "mine" again
+    assert _data(bob) == "after"
+    client.close()
+    for ws in (bob, carol):
+        ws.close()
