@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import os
 import signal
+import socket
 import tempfile
 import urllib.request
 from collections.abc import Iterator
@@ -19,7 +20,7 @@ import websocket
 from django.core.management import call_command
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import People, connect
+from tests.conftest import People, _open_sockets, connect
 from tests.redis_topologies import hub_pids, wait_until
 from tests.servers import RedisServer, UwsgiServer
 from ws4redis.management.commands.ws4redis_status import Figures
@@ -163,3 +164,59 @@ def hub_pids_of(entries: list[dict[str, Any]]) -> set[int]:
     return {
         int(str(e["name"]).rsplit(":", 1)[1]) for e in entries if str(e.get("name") or "").startswith("ws4redis-hub:")
     }
+
+
+# -- the fan-out latency counts every message, whichever way each socket is done with it (issue 15) ---------------
+def _slow_socket(server: UwsgiServer, path: str) -> websocket.WebSocket:
+    """A client that never reads, with a tiny receive buffer, so the server's queue for it fills up at once."""
+    return websocket.create_connection(
+        f"ws://127.0.0.1:{server.port}{path}", timeout=5,
+        sockopt=((socket.SOL_SOCKET, socket.SO_RCVBUF, 4096),),
+    )
+
+
+def _latency_count(server: UwsgiServer) -> float:
+    return scrape(server).total("ws4redis_delivery_latency_seconds_count")
+
+
+@pytest.mark.parametrize(
+    ("policy", "reason"), [("drop-oldest", "slow_consumer_oldest"), ("close", "slow_consumer")]
+)
+def test_latency_counts_messages_a_slow_socket_dropped_or_never_got(
+    uwsgi_factory: Any, policy: str, reason: str
+) -> None:
+    """A reader and a slow socket on one channel: each message is one observation, once both are done with it,
+    whether the slow socket wrote it, dropped it (drop-oldest), or was closing (the close policy) or closed."""
+    server = uwsgi_factory({"WS4REDIS_SLOW_CONSUMER": policy, "WS4REDIS_QUEUE_BYTES": 262144})
+    facility = f"latency-{policy}"
+    path = f"/ws/{facility}?subscribe-broadcast"
+    before = scrape(server)
+    reader = connect(server, path)
+    slow = _slow_socket(server, path)
+    _open_sockets.append(slow)
+    count, payload = 300, "x" * 65536
+    publisher = RedisPublisher(facility=facility, broadcast=True)
+    for _ in range(count):
+        publisher.publish_message(payload)
+        assert reader.recv() == payload  # the reader keeps up; the slow socket's queue fills
+    wait_until(
+        lambda: scrape(server).total("ws4redis_messages_dropped_total", reason=reason)
+        > before.total("ws4redis_messages_dropped_total", reason=reason),
+        what=f"{reason} drops",
+    )
+    slow.shutdown()  # gone with whatever was still queued for it
+    wait_until(lambda: _latency_count(server) - before.total("ws4redis_delivery_latency_seconds_count") >= count,
+               what="one latency observation per message")
+    assert _latency_count(server) - before.total("ws4redis_delivery_latency_seconds_count") == count
+
+
+def test_latency_counts_a_message_whose_only_local_socket_suppressed_its_echo(
+    uwsgi_factory: Any, people: People
+) -> None:
+    server = uwsgi_factory({"WS4REDIS_SLOW_CONSUMER": "close", "WS4REDIS_QUEUE_BYTES": 262144})
+    before = _latency_count(server)
+    alice = connect(server, "/ws/latency-echo?subscribe-broadcast&publish-broadcast", cookie=people.cookie("alice"))
+    for i in range(5):
+        alice.send(f"mine {i}")  # published, and not sent back to alice (echo off): nobody else listens
+    wait_until(lambda: _latency_count(server) - before >= 5, what="one observation per suppressed echo")
+    assert _latency_count(server) - before == 5

@@ -44,6 +44,9 @@ class WebsocketApplication:
     """A WSGI application serving websockets on one transport (``transport_factory(environ, handshake)``)."""
 
     def __init__(self, transport_factory: TransportFactory) -> None:
+        from ws4redis.checks import raise_if_invalid
+
+        raise_if_invalid()  # a broken setting stops the server here, not as odd behaviour at the first socket
         self.transport_factory = transport_factory
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:

@@ -35,3 +35,6 @@ class Ws4RedisConfig(AppConfig):
         from ws4redis.revocation import connect_receivers
 
         connect_receivers()
+        from ws4redis import checks
+
+        checks.register()  # the settings' system checks (manage.py check, runserver)

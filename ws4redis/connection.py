@@ -176,13 +176,19 @@ class Connection:
 
     # -- called by the hub (another greenlet): queue and wake, never block ---------------------------------------
     def deliver(self, delivery: Delivery) -> None:
+        # Every way out of here counts the delivery done for this socket (metrics.done), now or once written.
         if delivery.event and self.protocol.name is None:
+            metrics.done(delivery)
             return  # join/leave events are v2 control messages; a legacy client would take them for data
         own = self._own
-        if own and (delivery.channel, delivery.data) in own:
+        # An own echo on a history channel is queued like any message and skipped by _drain_queue after
+        # Recovery.fresh: its id must advance the replay position in order, or a hub reconnect replays it back.
+        if own and (delivery.id is None or not self._recovery.enabled) and (delivery.channel, delivery.data) in own:
             own.remove((delivery.channel, delivery.data))
+            metrics.done(delivery)
             return
-        if self._close is not None:
+        if self._close is not None or self._ended:
+            metrics.done(delivery)
             return
         size = len(delivery.data) + _QUEUE_ENTRY_BYTES
         if self._queued_bytes + size > self._queue_limit and self._drop_oldest:
@@ -194,6 +200,7 @@ class Connection:
                 self._label, self._queued_bytes + size, self._queue_limit,
             )
             self.request_close(CloseCode.SLOW_CONSUMER, "slow consumer")
+            metrics.done(delivery)
             return
         self._queue.append(delivery)
         self._queued_bytes += size
@@ -237,13 +244,14 @@ class Connection:
             wire = delivery.cache[key] = encode_frame(payload, text=text)
         return wire
 
-    @staticmethod
-    def _delivered(delivery: Delivery) -> None:
-        """Count one socket done with ``delivery``; the worker's last one records its fan-out latency (once per
-        message: an observation per socket per message cost a fifth of a burst's throughput)."""
-        delivery.pending -= 1
-        if delivery.pending == 0:
-            metrics.DELIVERY_LATENCY.observe(time.monotonic() - delivery.received)
+    #: Count one socket done with a delivery; the worker's last one records its fan-out latency (``metrics.done``).
+    _delivered = staticmethod(metrics.done)
+
+    def _discard_queue(self) -> None:
+        """Empty the queue of messages that will never be written (closing, ended): each counted done."""
+        queue, self._queue, self._queued_bytes = self._queue, [], 0
+        for delivery in queue:
+            metrics.done(delivery)
 
     def _drop_to_fit(self, size: int) -> None:
         """The "drop-oldest" policy: make room by discarding the oldest queued messages, counted and logged.
@@ -253,7 +261,9 @@ class Connection:
         """
         dropped = 0
         while self._queue and self._queued_bytes + size > self._queue_limit:
-            self._queued_bytes -= len(self._queue.pop(0).data) + _QUEUE_ENTRY_BYTES
+            oldest = self._queue.pop(0)
+            self._queued_bytes -= len(oldest.data) + _QUEUE_ENTRY_BYTES
+            metrics.done(oldest)
             dropped += 1
         if dropped:
             metrics.DROPPED.labels("slow_consumer_oldest").inc(dropped)
@@ -266,7 +276,7 @@ class Connection:
 
         Channels with history are replayed instead, in this connection's greenlet (``_catch_up``).
         """
-        if self._recovery.enabled:
+        if isinstance(self._recovery, history.Recovery) and self._recovery.enabled:
             self._recovery.pending = True
             self._kick()
             return
@@ -301,8 +311,7 @@ class Connection:
         """Close this websocket from any greenlet: the loop sends what it can and exits."""
         if self._close is None:
             self._close = ConnectionClosed(code, reason)
-            self._queue.clear()
-            self._queued_bytes = 0
+            self._discard_queue()
         self._kick()
 
     def _kick(self) -> None:
@@ -392,6 +401,7 @@ class Connection:
         if self._watcher is not None:
             metrics.CONNECTIONS.dec()
         self.release()
+        self._discard_queue()  # what was queued when the socket ended (the client left mid-burst)
         self.transport.close(code, reason)
         metrics.CLOSED.labels(str(int(code))).inc()
         logger.info("ws4redis: websocket closed for %s (%d %s)", self._label, code, reason)
@@ -577,10 +587,7 @@ class Connection:
                 if new:
                     self.hub.attach(self, new, timeout=float(settings.get("WS4REDIS_SUBSCRIBE_TIMEOUT")))
                     self._listen.extend(new)
-                    if not self._recovery.enabled and any(history.window_for(c) for c in new):
-                        # A socket without history shares one empty Recovery with every other such socket;
-                        # tracking a history channel in it would change theirs too. This one gets its own.
-                        self._recovery = history.Recovery(self._listen)
+                    self._track_history_of(new)
                 self._remember_disconnect(grant, new)
                 answer = self.protocol.control(
                     "subscribed", facility=change.facility, audiences=sorted(grant.audiences)
@@ -592,13 +599,13 @@ class Connection:
                     self.hub.detach(self, gone)
                     # Already queued messages of those channels must not arrive after the answer either.
                     kept = [d for d in self._queue if d.channel not in gone]
+                    for delivery in self._queue:
+                        if delivery.channel in gone:
+                            metrics.done(delivery)
                     self._queue = kept
                     self._queued_bytes = sum(len(d.data) + _QUEUE_ENTRY_BYTES for d in kept)
                     self._forget_disconnect(change.facility, gone)
-                    if self._recovery.enabled:  # a position per channel ever subscribed would grow without bound
-                        for channel in gone:
-                            self._recovery.windows.pop(channel, None)
-                            self._recovery.last.pop(channel, None)
+                    self._recovery.forget(gone)  # a position per channel ever subscribed would grow without bound
                 answer = self.protocol.control(
                     "unsubscribed", facility=change.facility, audiences=sorted(change.audiences)
                 )
@@ -636,6 +643,17 @@ class Connection:
             grant = entry[0]
             grant.hooks.run_disconnect(grant.request, grant.subscription)
 
+    def _track_history_of(self, channels: list[str]) -> None:
+        """Channels subscribed at run time that keep history: this socket takes a ``Recovery`` of its own now (never
+        the shared ``NoRecovery``) and records where their streams stand, so a hub reconnect replays them too."""
+        if not any(history.window_for(c) is not None for c in channels):
+            return
+        self._recovery = history.own_recovery(self._recovery, self._listen)
+        try:
+            self._recovery.start(get_connection(), channels)
+        except (redis.RedisError, OSError) as exc:  # live delivery still works; a reconnect reports them lost
+            logger.warning("ws4redis: could not read history positions for %s (%s)", self._label, exc)
+
     def _send_kept_of(self, channels: list[str]) -> None:
         """The kept last message of newly subscribed channels, as a new socket gets them (``WS4REDIS_EXPIRE``)."""
         if not channels or not settings.get("WS4REDIS_EXPIRE"):
@@ -664,10 +682,11 @@ class Connection:
             if refusal is not None:
                 self._send(*refusal)
             return
+        echoed = [channel for channel in self._publish if channel in self._listen]
+        if echoed and self._own is None and not self._subscription.echo:  # listening since a v2 subscribe
+            self._own = collections.deque(maxlen=_OWN_ECHOES)
         if self._own is not None:
-            for channel in self._publish:
-                if channel in self._listen:
-                    self._own.append((channel, data))
+            self._own.extend((channel, data) for channel in echoed)
         pipe = get_connection().pipeline(transaction=False)
         publish_pipeline(pipe, list(self._publish), data, int(settings.get("WS4REDIS_EXPIRE") or 0), text=text)
         pipe.execute()
@@ -677,6 +696,7 @@ class Connection:
         if self._hold_until is not None:
             return  # waiting for the client's resume, so that replayed messages go out before live ones
         fresh = self._recovery.fresh
+        own = self._own
         queue, self._queue = self._queue, []  # what arrives while this batch is written waits for the next round
         batch: list[bytes] = []
         for delivery in queue:
@@ -684,6 +704,9 @@ class Connection:
             self._delivered(delivery)
             if delivery.id is not None and not fresh(delivery.channel, delivery.id):
                 continue  # already sent by a replay from history
+            if delivery.id is not None and own and (delivery.channel, delivery.data) in own:
+                own.remove((delivery.channel, delivery.data))
+                continue  # this socket's own publish on a history channel (see deliver)
             batch.append(self._wire(delivery))
         if batch or self.transport.backlog:
             self.transport.send_raw(b"".join(batch))
@@ -741,7 +764,9 @@ class Connection:
             if not self._recovery.track(channel):
                 reasons[stream_of[channel]] = "no history"
         try:
-            messages, lost = self._recovery.replay(get_connection(), positions) if positions else ([], [])
+            messages, lost = (
+                self._recovery.replay(get_connection(), positions, self._first_live) if positions else ([], [])
+            )
         except (redis.RedisError, OSError) as exc:  # told, not closed: the client reloads its state
             logger.warning("ws4redis: history replay for %s failed (%s)", self._label, exc)
             messages, lost = [], list(positions)
@@ -767,30 +792,31 @@ class Connection:
         if self._hold_until is not None and now >= self._hold_until:
             self._hold_until = None
             self._late = True
-        if self._recovery.pending and self._hold_until is None:
-            self._recovery.pending = False
-            self._replay_after_reconnect()
+        recovery = self._recovery
+        if recovery.pending and self._hold_until is None and isinstance(recovery, history.Recovery):
+            recovery.pending = False
+            self._replay_after_reconnect(recovery)
         if self._presence.channels:
             self._presence.refresh(get_connection, now)
         if self._online is not None:
             self._online.refresh(get_connection, now)
 
-    def _replay_after_reconnect(self) -> None:
+    def _replay_after_reconnect(self, recovery: history.Recovery) -> None:
         """The hub's link dropped and is back: replay each history channel from the last id this socket sent.
 
         Waits for Redis to confirm the resubscription first, or what is published in between would be lost. Silent
         when everything was recovered; otherwise a v2 client gets ``reconnected`` naming what may be lost.
         """
         prefix = settings.get("WS4REDIS_PREFIX")
-        channels = list(self._recovery.last)
-        lost: list[str] = [c for c in self._listen if c not in self._recovery.last]
+        channels = list(recovery.last)
+        lost: list[str] = [c for c in self._listen if c not in recovery.last]
         replayed = 0
         if self.hub.confirmed(channels, float(settings.get("WS4REDIS_SUBSCRIBE_TIMEOUT"))):
             try:
-                messages, unrecoverable = self._recovery.replay(get_connection(), dict(self._recovery.last))
+                messages, unrecoverable = recovery.replay(get_connection(), dict(recovery.last), self._first_live)
             except (redis.RedisError, OSError) as exc:
                 logger.warning("ws4redis: history replay for %s failed (%s)", self._label, exc)
-                self._recovery.pending = True  # tried again at the next wake-up
+                recovery.pending = True  # tried again at the next wake-up
                 return
             self._send_replayed(messages)
             replayed = len(messages)
@@ -804,6 +830,16 @@ class Connection:
             )
             if frame is not None:
                 self._send(*frame)
+
+    def _first_live(self) -> dict[str, history.StreamId]:
+        """Channel -> the id of its first message in the live queue: where a replay of that channel stops."""
+        first: dict[str, history.StreamId] = {}
+        for delivery in self._queue:
+            if delivery.id is not None and delivery.channel not in first:
+                parsed = history.parse_id(delivery.id)
+                if parsed is not None:
+                    first[delivery.channel] = parsed
+        return first
 
     def _send_replayed(self, messages: list[tuple[str, str, bytes, bool]]) -> None:
         frame = self.protocol.frame

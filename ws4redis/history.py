@@ -14,7 +14,8 @@ so a legacy client still receives the payload byte for byte, and the kept messag
 client payload can take the id's place: the envelope is in front of every payload ws4redis publishes, and a message
 without it (a django-websocket-redis 0.6 publisher) is delivered with no id, never parsed.
 
-Recovery (``Recovery``, one per socket) tracks the last id each socket was sent per history-enabled channel, replays
+Recovery (``Recovery``: one per socket with a history channel; the others share an immutable ``NoRecovery``)
+tracks the last id each socket was sent per history-enabled channel, replays
 ``XRANGE (last +`` when the client resumes or the hub reconnects, and drops live deliveries the replay already sent.
 Whether the window still holds a position is decided by ``recoverable`` (pure).
 """
@@ -23,7 +24,8 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Iterable, Mapping
+import types
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import redis
@@ -33,9 +35,11 @@ from ws4redis.audience import prefix_of
 
 __all__ = [
     "ZERO",
+    "NoRecovery",
     "Recovery",
     "Window",
     "history_key",
+    "own_recovery",
     "parse_id",
     "queue_publish",
     "recoverable",
@@ -165,11 +169,13 @@ def _xinfo_id(info: Mapping[Any, Any], name: str) -> StreamId | None:
 
 
 class Recovery:
-    """One socket's positions in the streams of its history-enabled channels.
+    """One socket's positions in the streams of its history-enabled channels: per-socket state, never shared.
 
-    Created per connection; every method runs in the connection's own greenlet except ``fresh``'s callers (also the
-    connection's greenlet). ``last`` is the id of the last message *sent* on each channel: the point to replay from.
+    Created per connection that needs one (``recovery_for``, ``own_recovery``); every method runs in the connection's
+    own greenlet. ``last`` is the id of the last message *sent* on each channel: the point to replay from.
     """
+
+    __slots__ = ("last", "pending", "windows")
 
     def __init__(self, channels: Iterable[str]) -> None:
         self.windows: dict[str, Window] = {}
@@ -184,18 +190,27 @@ class Recovery:
     def enabled(self) -> bool:
         return bool(self.windows)
 
-    def start(self, client: redis.Redis) -> None:
-        """Record where each stream stands now; call once Redis confirmed the subscriptions (so nothing after it is
-        missed by pub/sub) and before anything is sent. One round trip."""
-        channels = list(self.windows)
-        if not channels:
+    def start(self, client: redis.Redis, channels: Iterable[str] | None = None) -> None:
+        """Record where each stream (of ``channels``, default all) stands now; call once Redis confirmed the
+        subscriptions (so nothing after it is missed by pub/sub) and before anything is sent on them. One round trip.
+
+        A channel subscribed at run time is started here too, so a hub reconnect replays it like the others.
+        """
+        chosen = list(self.windows) if channels is None else [c for c in channels if self.track(c)]
+        if not chosen:
             return
         pipe = client.pipeline(transaction=False)
-        for channel in channels:
+        for channel in chosen:
             pipe.xrevrange(history_key(channel), count=1)
-        for channel, top in zip(channels, pipe.execute(), strict=True):
+        for channel, top in zip(chosen, pipe.execute(), strict=True):
             parsed = parse_id(top[0][0]) if top else None
             self.last[channel] = parsed or ZERO
+
+    def forget(self, channels: Iterable[str]) -> None:
+        """The socket stopped listening to ``channels`` (``unsubscribe``): never replay them to it again."""
+        for channel in channels:
+            self.windows.pop(channel, None)
+            self.last.pop(channel, None)
 
     def offsets(self) -> dict[str, str]:
         """Channel -> the position recorded by ``start`` (for the v2 welcome, so a client can resume a stream on
@@ -226,16 +241,23 @@ class Recovery:
         return True
 
     def replay(
-        self, client: redis.Redis, since: Mapping[str, StreamId]
+        self, client: redis.Redis, since: Mapping[str, StreamId],
+        live: Callable[[], Mapping[str, StreamId]] | None = None,
     ) -> tuple[list[tuple[str, str, bytes, bool]], list[str]]:
         """What was published after ``since`` (channel -> position) on history-enabled channels, in publish order.
+
+        ``live()`` (channel -> the id of the first message queued live on it, asked once Redis answered) ends each
+        channel's replay: from there on the live queue has the channel's messages, in order with the socket's
+        channels without history, so a replayed copy would overtake those (a message without history published
+        before it would go out after it). A message the hub has not read yet when Redis answers is still replayed
+        (and its live copy dropped): across a hub reconnect, order is kept per channel.
 
         Returns ``(messages, lost)``: ``(channel, id, payload, text)`` sorted by id across channels (stream ids come
         from one Redis clock, so this is publish order), and the channels whose window no longer reaches back to
         ``since`` (their messages after the window are still replayed: better late than a larger gap). Advances
-        ``last``, so live deliveries the replay covered are dropped by ``fresh``. The caller must not have sent
-        anything after ``since`` on these channels (a resume arrives before live delivery starts; a hub reconnect
-        replays from ``last``). One round trip.
+        ``last``, so live deliveries the replay covered are dropped by ``fresh``. The caller must not have sent anything
+        after ``since`` on these channels (a resume arrives before live delivery starts; a hub reconnect replays from
+        ``last``). One round trip.
         """
         channels = [channel for channel in since if channel in self.windows]
         if not channels:
@@ -247,6 +269,7 @@ class Recovery:
             position = since[channel]
             pipe.xrange(key, min="-" if position == ZERO else f"({format_id(position)}")
         results = pipe.execute(raise_on_error=False)
+        first_live = live() if live is not None else {}
         messages: list[tuple[StreamId, str, str, bytes, bool]] = []
         lost: list[str] = []
         for index, channel in enumerate(channels):
@@ -264,10 +287,13 @@ class Recovery:
             if not ok:
                 lost.append(channel)
             start, last = since[channel], self.last.get(channel, ZERO)
+            end = first_live.get(channel)
             for raw_id, fields in entries:
                 parsed = parse_id(raw_id)
                 if parsed is None or parsed <= start:
                     continue
+                if end is not None and parsed >= end:
+                    break  # the live queue carries it, in order
                 data = bytes(fields.get(b"d", b""))
                 messages.append((parsed, channel, format_id(parsed), data, entry_text(fields, data)))
                 last = max(last, parsed)
@@ -276,11 +302,62 @@ class Recovery:
         return [(channel, message_id, data, text) for _, channel, message_id, data, text in messages], lost
 
 
-_NO_HISTORY = Recovery(())
+class NoRecovery:
+    """The positions of a socket none of whose channels keeps history: none, and none can be added.
+
+    One instance is shared by every such socket (the usual case: a ``Recovery`` per idle socket is memory for
+    nothing), so it is a value: no attribute can be set, the mappings are read-only views of empty dicts, and no
+    method records anything. Asking about a history channel answers without remembering it; a socket that comes to
+    need positions (it subscribes to a history facility at run time) takes its own ``Recovery`` (``own_recovery``).
+    """
+
+    __slots__ = ()
+
+    enabled = False
+    pending = False
+    windows: Mapping[str, Window] = types.MappingProxyType({})
+    last: Mapping[str, StreamId] = types.MappingProxyType({})
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"the shared NoRecovery is immutable (cannot set {name!r}); see own_recovery")
+
+    def start(self, client: redis.Redis, channels: Iterable[str] | None = None) -> None:
+        """Nothing to record."""
+
+    def forget(self, channels: Iterable[str]) -> None:
+        """Nothing to forget."""
+
+    def offsets(self) -> dict[str, str]:
+        return {}
+
+    @staticmethod
+    def track(channel: str) -> bool:
+        """Whether ``channel`` keeps history (asked, never recorded)."""
+        return window_for(channel) is not None
+
+    @staticmethod
+    def fresh(channel: str, message_id: str | None) -> bool:
+        """Every live delivery is fresh: nothing was replayed to this socket."""
+        return True
+
+    def replay(
+        self, client: redis.Redis, since: Mapping[str, StreamId],
+        live: Callable[[], Mapping[str, StreamId]] | None = None,
+    ) -> tuple[list[tuple[str, str, bytes, bool]], list[str]]:
+        return [], []
 
 
-def recovery_for(channels: Iterable[str]) -> Recovery:
-    """A socket's positions; the sockets of channels without history (the usual case) all share one empty
-    ``Recovery``, which nothing changes (``pending`` is only set where ``enabled``)."""
+_NO_HISTORY = NoRecovery()
+
+
+def recovery_for(channels: Iterable[str]) -> Recovery | NoRecovery:
+    """A socket's positions: its own ``Recovery`` when a channel keeps history, else the one shared, immutable
+    ``NoRecovery`` (the usual case costs no memory per socket)."""
     recovery = Recovery(channels)
     return recovery if recovery.enabled else _NO_HISTORY
+
+
+def own_recovery(recovery: Recovery | NoRecovery, channels: Iterable[str]) -> Recovery:
+    """``recovery`` when it is the socket's own already, else a new ``Recovery`` of ``channels`` (the socket's
+    channels now): what a socket takes at the moment it first needs positions of its own."""
+    return recovery if isinstance(recovery, Recovery) else Recovery(channels)

@@ -19,7 +19,9 @@ from __future__ import annotations
 import glob
 import os
 import re
+import time
 from collections.abc import Iterable
+from typing import Protocol
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.metrics_core import Metric
@@ -40,6 +42,7 @@ __all__ = [
     "REFUSED",
     "SUBSCRIPTIONS",
     "collect",
+    "done",
     "multiprocess_dir",
 ]
 
@@ -78,6 +81,26 @@ HUB_RECONNECTS = Counter("ws4redis_hub_reconnects", "Times a hub re-established 
 BAD_RECORDS = Counter(
     "ws4redis_bad_records", "Messages from Redis a hub could not parse and skipped (ws4redis.wire)", ["reason"]
 )
+
+
+
+class _Fanned(Protocol):
+    """What ``done`` needs of a message fanned out to several sockets (``ws4redis.hub.Delivery``)."""
+
+    pending: int
+    received: float
+
+
+def done(delivery: _Fanned) -> None:
+    """One socket is done with ``delivery``, whichever way: written, suppressed (its own echo, a legacy client
+    and a presence event), dropped (drop-oldest, slow consumer, unsubscribed, closing). Called exactly once per
+    socket the hub handed it to, so the last one records the fan-out latency, once per message: a message
+    some socket skipped is still in ``DELIVERY_LATENCY``'s count (an observation per socket per message would
+    cost a fifth of a burst's throughput)."""
+    delivery.pending -= 1
+    if delivery.pending == 0:
+        DELIVERY_LATENCY.observe(time.monotonic() - delivery.received)
+
 
 _LIVE_GAUGE_FILE = re.compile(r"gauge_live\w+?_(\d+)\.db$")
 

@@ -24,6 +24,7 @@ import hashlib
 import json
 import logging
 import time
+import types
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
@@ -33,7 +34,7 @@ import redis
 from ws4redis import settings, wire
 from ws4redis.audience import channel_names, prefix_of
 
-__all__ = ["Present", "Tracker", "presence", "presence_key", "tracker_for"]
+__all__ = ["NoPresence", "Present", "Tracker", "presence", "presence_key", "tracker_for"]
 
 logger = logging.getLogger(__name__)
 
@@ -135,7 +136,7 @@ class Tracker:
         self._user = user
         self._due = float("inf")
         self._joined = False
-        if not self.channels:  # the usual case: nothing below is ever used, so nothing is kept per socket
+        if not self.channels:  # thrown away by tracker_for, which shares NoPresence instead
             self.client_id = self._member = ""
             return
         self.client_id = uuid.uuid4().hex[:16]
@@ -197,12 +198,37 @@ class Tracker:
         return wire.encode(body, text=True, event=True)
 
 
-_NO_PRESENCE = Tracker((), user=None, session_key=None)
+class NoPresence:
+    """The tracker of a socket on no presence-enabled channel: one instance shared by all of them, so a value.
+
+    No attribute can be set, ``channels`` is a read-only view of an empty dict, and every method returns at once.
+    """
+
+    __slots__ = ()
+
+    channels: Mapping[str, tuple[int, bool]] = types.MappingProxyType({})
+    client_id = ""
+    refresh_every = float("inf")
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"the shared NoPresence is immutable (cannot set {name!r})")
+
+    def join(self, client: redis.Redis) -> None:
+        """Nothing to join."""
+
+    def refresh(self, client: Callable[[], redis.Redis], now: float) -> None:
+        """Nothing to refresh."""
+
+    def leave(self, client: redis.Redis) -> None:
+        """Nothing to leave."""
 
 
-def tracker_for(channels: Iterable[str], *, user: str | None, session_key: str | None) -> Tracker:
-    """A socket's tracker; the sockets of facilities without presence (the usual case) all share one empty one,
-    which nothing changes (every method returns at once without channels)."""
+_NO_PRESENCE = NoPresence()
+
+
+def tracker_for(channels: Iterable[str], *, user: str | None, session_key: str | None) -> Tracker | NoPresence:
+    """A socket's tracker: its own ``Tracker`` on presence-enabled channels, else the one shared, immutable
+    ``NoPresence`` (the usual case costs no memory per socket)."""
     tracker = Tracker(channels, user=user, session_key=session_key)
     return tracker if tracker.channels else _NO_PRESENCE
 

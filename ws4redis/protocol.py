@@ -67,10 +67,15 @@ class Incoming:
 
 
 class WireProtocol(Protocol):
-    """One wire protocol."""
+    """One wire protocol (read-only: implementations are frozen, shared between sockets)."""
 
-    name: str | None
-    wire_key: str  # the key of this protocol's encoded frames in ``Delivery.cache``
+    @property
+    def name(self) -> str | None:
+        """The subprotocol's name, ``None`` for legacy."""
+
+    @property
+    def wire_key(self) -> str:
+        """The key of this protocol's encoded frames in ``Delivery.cache``."""
 
     def frame(self, delivery: Delivery) -> tuple[bytes, bool]:
         """The frame payload for ``delivery`` and whether it is text; cached on the delivery, so encoded once."""
@@ -85,14 +90,20 @@ class WireProtocol(Protocol):
         """A control frame (recovered, shutdown, revoked, ...) or ``None`` where the protocol has none."""
 
 
+@dataclasses.dataclass(frozen=True)
 class LegacyProtocol:
-    """The original's protocol: payloads as published, the heartbeat string answered and never published."""
+    """The original's protocol: payloads as published, the heartbeat string answered and never published.
 
-    name: str | None = None
-    wire_key = "wire:legacy"  # its frames' key in ``Delivery.cache``
+    Frozen: one instance is shared by every socket with the same settings (``protocol_for``).
+    """
 
-    def __init__(self, heartbeat: str | None) -> None:
-        self._heartbeat = heartbeat.encode() if heartbeat else None
+    heartbeat: dataclasses.InitVar[str | None]
+    name: str | None = dataclasses.field(default=None, init=False)
+    wire_key: str = dataclasses.field(default="wire:legacy", init=False)  # its frames' key in ``Delivery.cache``
+    _heartbeat: bytes | None = dataclasses.field(default=None, init=False)
+
+    def __post_init__(self, heartbeat: str | None) -> None:
+        object.__setattr__(self, "_heartbeat", heartbeat.encode() if heartbeat else None)
 
     def frame(self, delivery: Delivery) -> tuple[bytes, bool]:
         return delivery.data, delivery.text
@@ -165,6 +176,7 @@ def _utf8(text: str) -> bool:
     return True
 
 
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class V2Protocol:
     """``ws4redis.v2``: JSON envelopes with channel, audience and id; control messages; ping/pong.
 
@@ -174,16 +186,20 @@ class V2Protocol:
 
     A payload that is not valid UTF-8 goes out unchanged as a binary frame (no envelope: JSON cannot carry bytes, and
     base64 would cost a third more). Client to server: ``publish``, ``ping`` and ``resume`` envelopes; a binary frame
-    is published as is. See ``docs/protocol.md``.
+    is published as is. See ``docs/protocol.md``. Frozen: shared by every socket with the same settings.
     """
 
-    name: str | None = V2_NAME
-    wire_key = "wire:v2"
+    prefix: dataclasses.InitVar[str | None]
+    heartbeat: dataclasses.InitVar[str | None] = None
+    name: str | None = dataclasses.field(default=V2_NAME, init=False)
+    wire_key: str = dataclasses.field(default="wire:v2", init=False)
+    _prefix: str | None = dataclasses.field(default=None, init=False)
+    # The legacy heartbeat string is not part of v2, but a client mixing both gets its echo rather than an error.
+    _heartbeat: bytes | None = dataclasses.field(default=None, init=False)
 
-    def __init__(self, *, prefix: str | None, heartbeat: str | None = None) -> None:
-        self._prefix = prefix
-        # The legacy heartbeat string is not part of v2, but a client mixing both gets its echo rather than an error.
-        self._heartbeat = heartbeat.encode() if heartbeat else None
+    def __post_init__(self, prefix: str | None, heartbeat: str | None) -> None:
+        object.__setattr__(self, "_prefix", prefix)
+        object.__setattr__(self, "_heartbeat", heartbeat.encode() if heartbeat else None)
 
     def envelope(self, channel: str, data: str, *, message_id: str | None = None) -> dict[str, Any]:
         """The JSON object of one message on ``channel`` (a Redis channel name) as a v2 client sees it."""
@@ -316,7 +332,8 @@ def protocol_for(subprotocol: str | None, *, heartbeat: str | None, prefix: str 
 
 @functools.lru_cache(maxsize=64)
 def _shared(subprotocol: str | None, prefix: str | None, heartbeat: str | None) -> WireProtocol:
-    """Protocol objects keep no per-socket state: every socket with the same settings shares one."""
+    """Protocol objects are frozen values: every socket with the same settings shares one (a cache keyed on the
+    settings, which are themselves immutable strings)."""
     if subprotocol == V2_NAME:
         return V2Protocol(prefix=prefix, heartbeat=heartbeat)
     return LegacyProtocol(heartbeat)

@@ -197,6 +197,7 @@ class WebSocket:
             if self._watcher is not None:
                 self._watcher.stop()
             get_hub().detach(self, [], identity=self._identity)
+            self._discard_queue()  # what the view never forwarded
             self.transport.close(code, reason)
             metrics.CONNECTIONS.dec()
             metrics.CLOSED.labels(str(int(code))).inc()
@@ -231,12 +232,14 @@ class WebSocket:
 
     # -- the hub's side (another greenlet: queue and wake, never send) ----------------------------------------------
     def deliver(self, delivery: Delivery) -> None:
-        if self._close is not None:
+        if self._close is not None or self.closed:
+            metrics.done(delivery)  # every way out counts the delivery done for this socket, once
             return
         if self._queued_bytes + len(delivery.data) > self._queue_limit:
             metrics.DROPPED.labels("slow_consumer").inc(len(self._queue) + 1)
             logger.warning("ws4redis: closing slow websocket view consumer %s", _label(self.request))
             self._request_close(CloseCode.SLOW_CONSUMER, "slow consumer")
+            metrics.done(delivery)
             return
         self._queue.append(delivery)
         self._queued_bytes += len(delivery.data)
@@ -260,9 +263,15 @@ class WebSocket:
     def _request_close(self, code: int, reason: str) -> None:
         if self._close is None:
             self._close = ConnectionClosed(code, reason)
-            self._queue.clear()
-            self._queued_bytes = 0
+            self._discard_queue()
         self._wake.set()
+
+    def _discard_queue(self) -> None:
+        """Empty the queue of messages that will never be sent, each counted done (markers are not messages)."""
+        queue, self._queue, self._queued_bytes = self._queue, collections.deque(), 0
+        for delivery in queue:
+            if "control" not in delivery.cache:
+                metrics.done(delivery)
 
     def _wire(self) -> WireProtocol:
         if self._protocol is None:
@@ -278,7 +287,11 @@ class WebSocket:
             delivery = self._queue.popleft()
             self._queued_bytes -= len(delivery.data)
             control = delivery.cache.get("control")
-            data, text = control if control is not None else frame(delivery)
+            if control is not None:
+                self.transport.send(control[0], text=control[1])
+                continue
+            metrics.done(delivery)  # before the send, which may raise: counted once either way
+            data, text = frame(delivery)
             self.transport.send(data, text=text)
             metrics.DELIVERED.inc()
 
