@@ -58,10 +58,13 @@ CASES: dict[str, tuple[list[Any], list[Any], str]] = {
     ),
     "WS4REDIS_RESUME_WAIT": ([0, 2.0, None], [-1, "2"], "a number >= 0"),
     "WS4REDIS_PRESENCE": (
-        [{}, {"room": {"ttl": 30, "events": True}}],
-        [{"room": {"ttl": 0}}, {"room": {"events": "yes"}}, {"room": {"tll": 30}}],
-        "expected {facility or pattern: {'ttl', 'events'}}",
+        [{}, {"room": {"ttl": 30, "events": True}}, {"room": {"grace": 0}}],
+        [{"room": {"ttl": 0}}, {"room": {"events": "yes"}}, {"room": {"tll": 30}}, {"room": {"grace": -1}}],
+        "expected {facility or pattern: {'ttl', 'events', 'grace'}}",
     ),
+    "WS4REDIS_PRESENCE_GRACE": ([0, 10.0, 2], [-1, "10", None], "a number >= 0"),
+    "WS4REDIS_PRESENCE_SWEEP": ([1.0, 0.1], [0, None, "1"], "a number > 0"),
+    "WS4REDIS_PRESENCE_SIGNAL_QUEUE": ([1000, 1], [0, 10.5, None], "an integer > 0"),
     "WS4REDIS_HOOKS": (
         [{}, {"*": {"connect": "tests.test_checks._hook", "message": _hook}}],
         [{"chat": {"connect": "tests.test_checks.missing"}}, {"chat": {"join": "tests.test_checks._hook"}}],
@@ -75,6 +78,9 @@ CASES: dict[str, tuple[list[Any], list[Any], str]] = {
     "WS4REDIS_PUBLISH_BURST": ([40, 1, 2.5], [0, None], "a number >= 1"),
     "WS4REDIS_MAX_CONNECTIONS_PER_USER": ([None, 3], [0, 1.5], "an integer > 0"),
     "WS4REDIS_MAX_SUBSCRIPTIONS": ([None, 100], [0, "100"], "an integer > 0"),
+    "WS4REDIS_CONTROL_RATE": ([10.0, None, 1], [0, "fast"], "a number > 0"),
+    "WS4REDIS_CONTROL_BURST": ([50, 1], [0, None], "a number >= 1"),
+    "WS4REDIS_SIGNED_STREAMS": ([(), ["incident-*", "board"]], ["incident-*", [""], [3]], "fnmatch patterns"),
 }
 
 

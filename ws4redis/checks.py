@@ -136,6 +136,12 @@ def _per_facility(fields: Mapping[str, Rule]) -> Rule:
     return rule
 
 
+def _patterns(value: Any) -> str | None:
+    if isinstance(value, (list, tuple, set, frozenset)) and all(isinstance(p, str) and p for p in value):
+        return None
+    return "must be a list of facility names or fnmatch patterns, such as ['incident-*']"
+
+
 def _flag(value: Any) -> str | None:
     return None if isinstance(value, bool) else "must be True or False"
 
@@ -166,7 +172,7 @@ RULES: dict[str, Rule] = {
     "WS4REDIS_PING_TIMEOUT": _number(none=True),
     "WS4REDIS_HISTORY": _per_facility({"size": _POSITIVE_INT, "ttl": _POSITIVE_INT}),
     "WS4REDIS_RESUME_WAIT": _number(above=False, none=True),
-    "WS4REDIS_PRESENCE": _per_facility({"ttl": _number(), "events": _flag}),
+    "WS4REDIS_PRESENCE": _per_facility({"ttl": _number(), "events": _flag, "grace": _number(above=False)}),
     "WS4REDIS_HOOKS": _per_facility({"connect": _HOOK, "message": _HOOK, "disconnect": _HOOK}),
     "WS4REDIS_HOOK_TIMEOUT": _number(none=True),
     "WS4REDIS_SLOW_CONSUMER": _choice("close", "drop-oldest"),
@@ -174,6 +180,12 @@ RULES: dict[str, Rule] = {
     "WS4REDIS_PUBLISH_BURST": _number(above=False, minimum=1),
     "WS4REDIS_MAX_CONNECTIONS_PER_USER": _number(integer=True, none=True),
     "WS4REDIS_MAX_SUBSCRIPTIONS": _number(integer=True, none=True),
+    "WS4REDIS_CONTROL_RATE": _number(none=True),
+    "WS4REDIS_CONTROL_BURST": _number(above=False, minimum=1),
+    "WS4REDIS_SIGNED_STREAMS": _patterns,
+    "WS4REDIS_PRESENCE_GRACE": _number(above=False),
+    "WS4REDIS_PRESENCE_SWEEP": _number(),
+    "WS4REDIS_PRESENCE_SIGNAL_QUEUE": _POSITIVE_INT,
 }
 
 #: The id of each setting's error (``ws4redis.E0nn``), stable in the order above: a project may silence one.
