@@ -45,6 +45,7 @@ __all__ = [
     "connect_or_refuse",
     "hooks_for",
     "reset_cache",
+    "run_connect_or_refuse",
 ]
 
 logger = logging.getLogger(__name__)
@@ -201,15 +202,21 @@ def connect_or_refuse(handshake: Any) -> None:
     ``PermissionDenied`` from the hook is 403 (like the channel policy); a failure is 500. Either way the socket never
     opens, so no disconnect hook runs for it.
     """
+    hooks = hooks_for(handshake.subscription.facility)
+    if hooks.connect is not None:
+        run_connect_or_refuse(hooks, handshake.request, handshake.subscription)
+
+
+def run_connect_or_refuse(hooks: FacilityHooks, request: Any, subscription: Any) -> None:
+    """``hooks.run_connect`` with its outcome as a refusal: ``ChannelRefused`` (403, or a v2 ``error`` answer) for
+    ``PermissionDenied``, ``HandshakeRefused`` 500 (``internal error``) for a failing hook. One mapping for a new
+    connection and a run-time subscription, so both decide the same way."""
     from django.core.exceptions import PermissionDenied
 
     from ws4redis.exceptions import ChannelRefused, HandshakeRefused
 
-    hooks = hooks_for(handshake.subscription.facility)
-    if hooks.connect is None:
-        return
     try:
-        hooks.run_connect(handshake.request, handshake.subscription)
+        hooks.run_connect(request, subscription)
     except PermissionDenied as exc:
         raise ChannelRefused(str(exc) or "refused by the connect hook") from exc
     except HookFailed as exc:

@@ -24,8 +24,8 @@ from typing import Any
 
 from ws4redis import settings
 from ws4redis.audience import AUDIENCES, Subscription, self_groups, subscription_channels, validate_facility
-from ws4redis.exceptions import ChannelRefused, HandshakeRefused
-from ws4redis.hooks import FacilityHooks, HookFailed, hooks_for
+from ws4redis.exceptions import ChannelRefused
+from ws4redis.hooks import FacilityHooks, hooks_for, run_connect_or_refuse
 
 __all__ = ["Grant", "authorise_subscribe", "channels_to_drop", "facility_request"]
 
@@ -85,8 +85,6 @@ def authorise_subscribe(
     connect hook runs last, as at a connection: its ``PermissionDenied`` is a refusal, its failure an "internal
     error" refusal (the socket stays open: it is the subscription that failed, as a connection would get 500).
     """
-    from django.core.exceptions import PermissionDenied
-
     from ws4redis.auth import _authorise  # the one policy, shared with the handshake
 
     validate_facility(facility, max_length=int(settings.get("WS4REDIS_MAX_FACILITY_LENGTH")))
@@ -106,14 +104,7 @@ def authorise_subscribe(
     if limit is not None and listening + len(channels) > int(limit):
         raise ChannelRefused(f"at most {limit} channels per socket (WS4REDIS_MAX_SUBSCRIPTIONS)")
     hooks = hooks_for(facility)
-    try:
-        hooks.run_connect(seen, granted)
-    except PermissionDenied as exc:
-        raise ChannelRefused(str(exc) or "refused by the connect hook") from exc
-    except HookFailed as exc:
-        refusal = HandshakeRefused("internal error")
-        refusal.status, refusal.reason = 500, "Internal Server Error"
-        raise refusal from exc
+    run_connect_or_refuse(hooks, seen, granted)
     return Grant(granted, tuple(channels), seen, hooks, listened)
 
 
