@@ -226,12 +226,22 @@ class Hub:
     def _connect(self) -> None:
         # Kept on self: a redis.Redis that is garbage collected closes its pool, and with it the pub/sub socket.
         self._client = client = new_client(
-            retry=Retry(NoBackoff(), 0),  # reconnects are the hub's job: it must know about them
+            # Reconnects are the hub's job: it must know about them. Retries alone are not enough to say so: on any
+            # error its Retry handles, redis-py's PubSub reconnects the link and resubscribes every channel before
+            # it raises (even with 0 retries). The hub then closed that link, but for a moment Redis showed the
+            # hub's name on a new link holding every channel, read by nobody: a message published then was lost
+            # although the hub looked resubscribed. So no error is handled by redis-py at all.
+            retry=Retry(NoBackoff(), 0, supported_errors=()),
+            retry_on_error=[],
             socket_keepalive=True,
             # Named, so an operator's CLIENT LIST shows which worker holds which pub/sub link.
             client_name=f"ws4redis-hub:{socket.gethostname()}:{os.getpid()}",
         )
         pubsub = pubsub_for(client, classic=[self.control_channel])  # Redis Cluster: sharded, one link per shard
+        if isinstance(pubsub, redis.client.PubSub):
+            # A read on a link that something disconnected would connect it again and resubscribe behind the
+            # hub's back (its listeners never told): refused, so the reader fails and _run reconnects properly.
+            pubsub.on_connect = self._refuse_reconnect  # type: ignore[method-assign]
         # Subscribed at all times (to the control channel at least), so redis-py never reads from the socket
         # outside the reader greenlet to check health.
         channels = [self.control_channel, *self._listeners]
@@ -248,6 +258,10 @@ class Hub:
         gone = [c for c in channels[1:] if c not in self._listeners]
         if gone:
             self._command("UNSUBSCRIBE", gone)
+
+    def _refuse_reconnect(self, connection: Any) -> None:
+        """redis-py's resubscribe-on-connect hook of the hub's link (called only when a link connects again)."""
+        raise redis.ConnectionError("the hub's pub/sub link is reconnected by the hub only")
 
     def _close_pubsub(self) -> None:
         self._connected.clear()
