@@ -197,6 +197,7 @@ class Walk:
         self.left: dict[Any, tuple[int, set[str]]] = {}  # reconnect key -> (publishes before it closed, its channels)
         self.published: list[tuple[list[str], str]] = []  # every publish: channels, payload
         self.ids: dict[str, set[str]] = {}  # payload -> its ids in the history streams it went to
+        self.stamps: dict[str, set[tuple[str, int]]] = {}  # payload -> (history channel, millisecond of its id)
         self.numbers = iter(range(1, 1 << 30))
         self.counter = 0
         self.log: list[str] = []
@@ -219,6 +220,7 @@ class Walk:
                 ((raw_id, fields),) = self.redis.xrevrange(history_key(channel), count=1)
                 assert fields[b"d"].decode() == payload, (channel, payload, fields)
                 self.ids.setdefault(payload, set()).add(raw_id.decode())
+                self.stamps.setdefault(payload, set()).add((channel, int(raw_id.split(b"-")[0])))
         for sock in self.sockets:
             if sock is sender:
                 continue  # echo is off: a client never gets its own publish back
@@ -406,10 +408,12 @@ class Walk:
             facility = self.rng.choice(HISTORIC)
             users = [u for u in GROUPS if self.rng.random() < 0.4]
             self.server_publish(facility, broadcast=self.rng.random() < 0.6 or not users, users=users)
-        # Back and resubscribed: a new link (a new client id: Redis may close the old one a moment later) per hub,
-        # holding as many channels as before. Another process's state, so polled (no event to await). A socket closed
-        # by the previous step may still be leaving (its hub then holds one channel fewer): after a few seconds, new
-        # links whose counts stay put will do.
+        # Back and resubscribed: a new link (a new client id) per hub, holding as many channels as before: from then
+        # on nothing published may be lost. (It was, rarely: redis-py reconnected the killed link by itself for a
+        # moment before the hub closed it, and this loop took that link, read by nobody, for the hub's; see
+        # test_faults.py::test_a_message_published_once_the_hub_is_resubscribed_is_never_lost.) Another process's
+        # state, so polled (no event to await). A socket closed by the previous step may still be leaving (its hub
+        # then holds one channel fewer): after a few seconds, new links whose counts stay put will do.
         deadline, stable_since, last = time.monotonic() + 5, time.monotonic(), before
         while True:
             links = self.hub_links()
@@ -445,12 +449,16 @@ class Walk:
             pass  # reported by check()
 
     def check(self, sock: Sock, *, reconnected: bool = False) -> None:
-        """Exactly the expected messages in order. Across a hub reconnect (``reconnected``) the order is kept per
-        channel only: a replayed history message may overtake a live message of a channel without history published
-        while the replay ran (the v2 client is told ``reconnected`` there); nothing is lost or doubled either way."""
+        """Exactly the expected messages in order. Across a hub reconnect (``reconnected``) the replay's merge leaves
+        the messages of different history streams within one millisecond unordered (``same_millisecond_only``), and
+        for v2 the order is kept per channel only: a replayed history message may overtake a live message of a
+        channel without history published while the replay ran (the v2 client is told ``reconnected`` there);
+        nothing is lost or doubled either way."""
         expected = [(c if sock.v2 else None, p) for c, p in sock.expected]
         got = normalised(sock.received, self.ids)
         want = normalised(expected, self.ids)
+        if reconnected and got != want and sorted(got) == sorted(want) and self.same_millisecond_only(got, want):
+            got = want
         if reconnected and sock.v2 and got != want and sorted(got) == sorted(want):
             channels = {c for c, _ in want}
             got = [e for c in sorted(channels) for e in normalised([x for x in sock.received if x[0] == c], self.ids)]
@@ -465,6 +473,23 @@ class Walk:
                 f"(got {len(got)}, expected {len(want)}); listens to {sorted(sock.listen)}; "
                 f"last frames {sock.frames}; server log {self.server.log}\nlast steps:\n" + "\n".join(self.log[-40:])
             )
+
+    def same_millisecond_only(self, got: list[tuple[Any, str]], want: list[tuple[Any, str]]) -> bool:
+        """Whether every pair of messages ``got`` has in another order than ``want`` went to different history streams
+        within one millisecond. A replay merges streams by id, and ids count per stream within a millisecond: there,
+        a message published later on one stream can hold a smaller id (``-0``) than an earlier one on another
+        (``-1``), and nothing tells the replay which came first (docs/architecture.md, "Ties between streams")."""
+        first_got = {p: i for i, (_, p) in reversed(list(enumerate(got)))}
+        order = list(dict.fromkeys(p for _, p in want))
+        for i, earlier in enumerate(order):
+            for later in order[i + 1 :]:
+                if first_got[later] < first_got[earlier] and not any(
+                    ms == other_ms and channel != other
+                    for channel, ms in self.stamps.get(earlier, set())
+                    for other, other_ms in self.stamps.get(later, set())
+                ):
+                    return False
+        return True
 
     def settle(self, *, reconnected: bool = False) -> None:
         while self.witness.get_message(timeout=0) is not None:

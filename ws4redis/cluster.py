@@ -147,7 +147,13 @@ class ShardedPubSub:
         if link is None:
             client = node.redis_connection or self._cluster.get_redis_connection(node)
             link = self._links[node.name] = client.pubsub()
+            # redis-py reconnects a failed link and resubscribes it before raising (the node clients' retries handle
+            # ConnectionError): refused, so no link under the hub's name holds channels that nobody reads.
+            link.on_connect = self._refuse_reconnect
         return link
+
+    def _refuse_reconnect(self, connection: Any) -> None:
+        raise redis.ConnectionError("the hub's pub/sub links are reconnected by the hub only")
 
     def _read(self, link: Any) -> None:
         try:

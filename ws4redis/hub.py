@@ -6,8 +6,9 @@ own greenlet, and hands each message to the local listeners of its channel (``Li
 queue it: the write happens once the hub has read everything Redis sent so far (``ws4redis.connection``), so a
 burst goes out in one write per socket and a slow client never stalls the hub.
 
-On a Redis failure the hub reconnects with jittered backoff, resubscribes every channel and tells its listeners,
-so they can recover what they missed. A new websocket waits for Redis to confirm its subscriptions before it is
+On a Redis failure the hub reconnects with jittered backoff (itself: redis-py never reconnects its link), resubscribes
+every channel and, once Redis confirmed them all, tells its listeners, so they can recover what they missed; what is
+published from then on reaches them. A new websocket waits for Redis to confirm its subscriptions before it is
 upgraded: once a client sees ``101``, messages published afterwards reach it.
 """
 
@@ -69,7 +70,8 @@ class Listener(Protocol):
         """Queue ``delivery`` for the connection to write; must not block or switch greenlets."""
 
     def hub_reconnected(self) -> None:
-        """The pub/sub link was re-established; messages published meanwhile were not received."""
+        """The pub/sub link was re-established and Redis confirmed every channel on it; messages published while it
+        was down were not received, those published from now on are."""
 
     def revoke(self) -> None:
         """The user or session of this connection was logged out, deleted or deactivated."""
@@ -102,6 +104,10 @@ class Hub:
         self._heartbeat = settings.get("WS4REDIS_HEARTBEAT")
         self.control_channel = control_channel()
         self.reconnects = 0
+        # After a reconnect: the channels whose resubscription Redis has yet to confirm before the listeners are told
+        # (None: nobody is owed a notice). Kept across failed attempts, so a link lost again before it got there
+        # still owes it.
+        self._resubscribing: set[str] | None = None
         self._last_seen = time.monotonic()
         self._bad_logged = -_BAD_LOG_INTERVAL  # when a bad record was last logged (time.monotonic())
         self._bad_unlogged = 0  # bad records skipped since then
@@ -226,16 +232,28 @@ class Hub:
     def _connect(self) -> None:
         # Kept on self: a redis.Redis that is garbage collected closes its pool, and with it the pub/sub socket.
         self._client = client = new_client(
-            retry=Retry(NoBackoff(), 0),  # reconnects are the hub's job: it must know about them
+            # Reconnects are the hub's job: it must know about them. Retries alone are not enough to say so: on any
+            # error its Retry handles, redis-py's PubSub reconnects the link and resubscribes every channel before
+            # it raises (even with 0 retries). The hub then closed that link, but for a moment Redis showed the
+            # hub's name on a new link holding every channel, read by nobody: a message published then was lost
+            # although the hub looked resubscribed. So no error is handled by redis-py at all.
+            retry=Retry(NoBackoff(), 0, supported_errors=()),
+            retry_on_error=[],
             socket_keepalive=True,
             # Named, so an operator's CLIENT LIST shows which worker holds which pub/sub link.
             client_name=f"ws4redis-hub:{socket.gethostname()}:{os.getpid()}",
         )
         pubsub = pubsub_for(client, classic=[self.control_channel])  # Redis Cluster: sharded, one link per shard
+        if isinstance(pubsub, redis.client.PubSub):
+            # A read on a link that something disconnected would connect it again and resubscribe behind the
+            # hub's back (its listeners never told): refused, so the reader fails and _run reconnects properly.
+            pubsub.on_connect = self._refuse_reconnect  # type: ignore[method-assign]
         # Subscribed at all times (to the control channel at least), so redis-py never reads from the socket
         # outside the reader greenlet to check health.
         channels = [self.control_channel, *self._listeners]
         self._unconfirmed = {channel: 1 for channel in channels}
+        if self._resubscribing is not None:
+            self._resubscribing = set(channels)
         with self._write_lock:
             for start in range(0, len(channels), _SUBSCRIBE_CHUNK):
                 pubsub.subscribe(*channels[start : start + _SUBSCRIBE_CHUNK])
@@ -248,6 +266,10 @@ class Hub:
         gone = [c for c in channels[1:] if c not in self._listeners]
         if gone:
             self._command("UNSUBSCRIBE", gone)
+
+    def _refuse_reconnect(self, connection: Any) -> None:
+        """redis-py's resubscribe-on-connect hook of the hub's link (called only when a link connects again)."""
+        raise redis.ConnectionError("the hub's pub/sub link is reconnected by the hub only")
 
     def _close_pubsub(self) -> None:
         self._connected.clear()
@@ -270,14 +292,13 @@ class Hub:
                 if failures:
                     self.reconnects += 1
                     metrics.HUB_RECONNECTS.inc()
-                    logger.warning("ws4redis hub: reconnected to Redis, resubscribed %d channels", len(self._listeners))
-                    self._notify_reconnected()
                 failures = 0
                 self._read()
             except Exception as exc:  # the hub must outlive any failure, or every socket of the worker goes deaf
                 if self._stopping:
                     break
                 failures += 1
+                self._resubscribing = self._resubscribing or set()  # owed once the next link is confirmed
                 delay = random.uniform(0, min(5.0, 0.1 * 2**failures))
                 if isinstance(exc, (redis.ConnectionError, redis.TimeoutError, OSError)):
                     logger.warning("ws4redis hub: Redis pub/sub link lost (%s); retrying in %.2fs", exc, delay)
@@ -326,6 +347,18 @@ class Hub:
         ready = self._ready.get(channel)
         if left <= 0 and ready is not None and channel in self._listeners:
             ready.set()
+        resubscribing = self._resubscribing
+        if resubscribing is not None:
+            resubscribing.discard(channel)
+            if not resubscribing:
+                self._resubscribed()
+
+    def _resubscribed(self) -> None:
+        """Redis confirmed every channel on the new link: only now are the listeners told (a v2 client gets
+        ``reconnected``), so what is published once a client knows reaches it, however slowly the SUBSCRIBE went."""
+        self._resubscribing = None
+        logger.warning("ws4redis hub: reconnected to Redis, resubscribed %d channels", len(self._listeners))
+        self._notify_reconnected()
 
     def _dispatch(self, channel: str, data: bytes) -> None:
         if channel == self.control_channel:
