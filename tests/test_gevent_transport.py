@@ -9,9 +9,7 @@ close codes (1009, 1007, 1002, 1001 with a reconnect delay), pings both ways, de
 
 from __future__ import annotations
 
-import base64
 import os
-import socket
 import struct
 import time
 from collections.abc import Callable, Iterator
@@ -23,7 +21,7 @@ import websocket
 from tests import test_websocket as _core
 from tests.conftest import People, connect, refused_status
 from tests.gevent_servers import GeventServer
-from tests.servers import RedisServer
+from tests.servers import RedisServer, raw_upgrade
 
 # The core's end-to-end tests, collected again in this module, where ``uwsgi_factory`` is the gevent server.
 _SKIPPED_HERE = {
@@ -121,19 +119,6 @@ def test_ping_is_answered(gevent_factory: Callable[..., GeventServer]) -> None:
     ws.ping(b"are you there")
     opcode, frame = ws.recv_data_frame(True)
     assert (opcode, frame.data) == (websocket.ABNF.OPCODE_PONG, b"are you there")
-
-
-def raw_upgrade(port: int, path: str) -> socket.socket:
-    """A websocket opened by hand, to be a client that never answers pings."""
-    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
-    key = base64.b64encode(os.urandom(16)).decode()
-    sock.sendall((f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                  f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n").encode())
-    head = b""
-    while b"\r\n\r\n" not in head:
-        head += sock.recv(1)
-    assert head.startswith(b"HTTP/1.1 101"), head
-    return sock
 
 
 def test_idle_peer_that_stops_answering_pings_is_dropped(gevent_factory: Callable[..., GeventServer]) -> None:

@@ -6,10 +6,7 @@ passes, a ping flood that stalled every other socket of the worker.
 
 from __future__ import annotations
 
-import base64
 import json
-import os
-import socket
 import statistics
 import threading
 import time
@@ -19,6 +16,7 @@ from typing import Any
 import websocket
 
 from tests.conftest import People, assert_silent, connect, refused_status
+from tests.servers import raw_upgrade
 from tests.servers_any import any_server_fixture, gevent_servers_fixture  # noqa: F401  (fixtures)
 from ws4redis.exceptions import CloseCode
 from ws4redis.publisher import RedisPublisher
@@ -127,19 +125,6 @@ class Flooder:
             pass
         self.sock.close()
         self._reader.join(5)
-
-
-def raw_upgrade(port: int, path: str, *, subprotocol: str | None = None) -> socket.socket:
-    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
-    key = base64.b64encode(os.urandom(16)).decode()
-    extra = f"Sec-WebSocket-Protocol: {subprotocol}\r\n" if subprotocol else ""
-    sock.sendall((f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                  f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n{extra}\r\n").encode())
-    head = b""
-    while b"\r\n\r\n" not in head:
-        head += sock.recv(1)
-    assert head.startswith(b"HTTP/1.1 101"), head
-    return sock
 
 
 def delivery_delays(server: Any, flood: Callable[[], None], *, facility: str) -> list[float]:

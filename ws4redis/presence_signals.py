@@ -169,14 +169,7 @@ class OnlineTracker:
             return []
         self._joined = False
         try:
-            pipe: Any = client.pipeline(transaction=False)
-            for facility, _, grace in self._facilities:
-                sockets, online, leaving, who = facility_keys(facility)
-                pipe.execute_command(
-                    "EVAL", _DISCONNECT, 4, sockets, who + self._who, online, leaving, self._id, self._who, grace
-                )
-            pipe.sadd(registry_key(), *(facility for facility, _, _ in self._facilities))  # its pending offline
-            claimed = pipe.execute()[:-1]
+            claimed = self._run(client, _DISCONNECT, [grace for _, _, grace in self._facilities])
         except (redis.RedisError, OSError) as exc:
             logger.warning("ws4redis presence: could not record a disconnect (%s); the entry expires on its own", exc)
             return []
@@ -185,14 +178,7 @@ class OnlineTracker:
     def _write(self, client: redis.Redis) -> list[Transition]:
         started = time.monotonic()
         try:
-            pipe: Any = client.pipeline(transaction=False)
-            for facility, ttl, _ in self._facilities:
-                sockets, online, leaving, who = facility_keys(facility)
-                pipe.execute_command(
-                    "EVAL", _CONNECT, 4, sockets, who + self._who, online, leaving, self._id, self._who, ttl
-                )
-            pipe.sadd(registry_key(), *(facility for facility, _, _ in self._facilities))
-            claimed = pipe.execute()[:-1]
+            claimed = self._run(client, _CONNECT, [ttl for _, ttl, _ in self._facilities])
         except (redis.RedisError, OSError) as exc:
             logger.warning("ws4redis presence: could not record a connection (%s); retrying at the next wake-up", exc)
             self._due = time.monotonic()
@@ -201,6 +187,18 @@ class OnlineTracker:
         # and a due time just after a tick would skip it and leave a third of the ttl as the only margin.
         self._due = started + 0.9 * min(ttl for _, ttl, _ in self._facilities) / 3
         return self._emit(claimed, online=True)
+
+    def _run(self, client: redis.Redis, script: str, seconds: list[float]) -> list[Any]:
+        """``script`` (connect or disconnect) once per facility in one round trip, with that facility's ``seconds``
+        (ttl or grace); the facilities stay registered for the sweep (a pending offline too). One reply per facility."""
+        pipe: Any = client.pipeline(transaction=False)
+        for (facility, _, _), value in zip(self._facilities, seconds, strict=True):
+            sockets, online, leaving, who = facility_keys(facility)
+            pipe.execute_command(
+                "EVAL", script, 4, sockets, who + self._who, online, leaving, self._id, self._who, value
+            )
+        pipe.sadd(registry_key(), *(facility for facility, _, _ in self._facilities))
+        return list(pipe.execute()[:-1])
 
     def _emit(self, claimed: list[Any], *, online: bool) -> list[Transition]:
         won = [
