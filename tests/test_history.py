@@ -87,6 +87,46 @@ def test_trimming_keeps_about_size_messages(redis_server: RedisServer) -> None:
     assert 10 <= length < 500  # MAXLEN ~: whole nodes are trimmed, never below size
 
 
+@override_settings(WS4REDIS_HISTORY=HISTORY)
+def test_messages_queued_before_the_position_is_read_are_sent_once(redis_server: RedisServer) -> None:
+    """The hub may queue a socket's first live messages between Redis' confirmation of its subscription and the read
+    of the stream's position; the stream's top already counts them. They must go out (once), not be taken for sent."""
+    channel = "test:broadcast:numbers"
+    publisher = RedisPublisher(facility="numbers", broadcast=True)
+    publisher.publish_message("before the socket")
+    client = redis_server.client()
+    subscribed_top = history.parse_id(client.xrevrange(history.history_key(channel), count=1)[0][0])
+    for i in range(3):
+        publisher.publish_message(f"queued {i}")  # live: in the socket's queue, not sent yet
+    queued = [history.parse_id(raw) for raw, _ in client.xrange(history.history_key(channel))][1:]
+    recovery = history.Recovery([channel])
+    recovery.start(client, live=lambda: {channel: queued[0]})
+    assert subscribed_top is not None and subscribed_top <= recovery.last[channel] < queued[0]  # type: ignore[operator]
+    assert [recovery.fresh(channel, history.format_id(q)) for q in queued] == [True, True, True]  # type: ignore[arg-type]
+    assert [recovery.fresh(channel, history.format_id(q)) for q in queued] == [False, False, False]  # type: ignore[arg-type]
+    client.close()
+
+
+@override_settings(WS4REDIS_HISTORY=HISTORY)
+def test_a_replay_after_a_reconnect_fills_the_hole_before_the_live_queue(redis_server: RedisServer) -> None:
+    """After a hub reconnect the live queue holds messages from before the drop and after it, with a hole between:
+    the replay sends all of them from the last one sent, in order, and the live copies it covered are dropped."""
+    channel = "test:broadcast:numbers"
+    publisher = RedisPublisher(facility="numbers", broadcast=True)
+    client = redis_server.client()
+    recovery = history.Recovery([channel])
+    recovery.start(client)
+    for i in range(6):
+        publisher.publish_message(str(i))
+    ids = [history.parse_id(raw) for raw, _ in client.xrange(history.history_key(channel))]
+    assert recovery.fresh(channel, history.format_id(ids[0])) is True  # type: ignore[arg-type]
+    queue = [ids[1], ids[4], ids[5]]  # 1 came before the drop, 2 and 3 while the link was down, 4 and 5 after it
+    messages, lost = recovery.replay(client, dict(recovery.last))
+    assert [data for _, _, data, _ in messages] == [b"1", b"2", b"3", b"4", b"5"] and lost == []
+    assert [recovery.fresh(channel, history.format_id(q)) for q in queue] == [False, False, False]  # type: ignore[arg-type]
+    client.close()
+
+
 # -- end to end -----------------------------------------------------------------------------------------------------
 class V2Client:
     """A small ``ws4redis.v2`` client: keeps the last id per stream and resumes from it, as the JS client does."""
@@ -174,6 +214,29 @@ def test_a_client_disconnected_halfway_resumes_all_1000_in_order(uwsgi_factory: 
     publisher.join(10)
     assert client.data() == [str(i) for i in range(1000)]  # all of them, in order, none twice
     assert [m for m in client.controls if m["type"] != "recovered"] == []
+
+
+def test_a_second_resume_from_before_what_went_out_live_is_late(uwsgi_factory: Callable[..., UwsgiServer]) -> None:
+    """Once live messages went out on a stream, a resume from before them cannot be put in order: ``late``, and
+    nothing is sent twice."""
+    server = uwsgi_factory(OVERRIDES)
+    client = V2Client(server, "/ws/numbers?subscribe-broadcast")
+    welcome = client.connect()
+    client.receive_until(lambda f: f["type"] == "recovered")
+    with override_settings(WS4REDIS_HISTORY=HISTORY):
+        publisher = RedisPublisher(facility="numbers", broadcast=True)
+        for i in range(3):
+            publisher.publish_message(str(i))
+        while len(client.messages) < 3:
+            client.receive()
+        assert client.ws is not None
+        client.ws.send(json.dumps({"type": "resume", "since": welcome["offsets"]}))
+        answer = client.receive_until(lambda f: f["type"] in ("recovered", "not_recovered"))
+        assert answer["type"] == "not_recovered" and answer["reasons"] == {"broadcast:numbers": "late"}
+        assert answer["replayed"] == 0
+        publisher.publish_message("after")
+        client.receive_until(lambda f: f["type"] == "message")
+    assert client.data() == ["0", "1", "2", "after"]
 
 
 def test_window_exceeded_is_not_recovered(uwsgi_factory: Callable[..., UwsgiServer]) -> None:

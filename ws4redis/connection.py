@@ -650,7 +650,7 @@ class Connection:
             return
         self._recovery = history.own_recovery(self._recovery, self._listen)
         try:
-            self._recovery.start(get_connection(), channels)
+            self._recovery.start(get_connection(), channels, self._first_live)
         except (redis.RedisError, OSError) as exc:  # live delivery still works; a reconnect reports them lost
             logger.warning("ws4redis: could not read history positions for %s (%s)", self._label, exc)
 
@@ -720,7 +720,7 @@ class Connection:
         if not self._recovery.enabled:
             return
         try:
-            self._recovery.start(get_connection())
+            self._recovery.start(get_connection(), live=self._first_live)
         except (redis.RedisError, OSError) as exc:
             logger.warning("ws4redis: could not read history positions for %s (%s)", self._label, exc)
             return
@@ -741,6 +741,9 @@ class Connection:
     def _resume(self, since: dict[str, str]) -> None:
         """A v2 ``resume``: replay from history what the client missed, then ``recovered`` or ``not_recovered``.
 
+        A stream on which this socket already sent messages (no hold, ``WS4REDIS_RESUME_WAIT = 0``, or a second
+        resume) is ``late`` when the client asks for more than what followed them: nothing could put it in order.
+
         Every stream of the socket without history is reported as not recovered: the client may have missed
         messages there and nothing can tell it which.
         """
@@ -756,8 +759,8 @@ class Connection:
             parsed = history.parse_id(raw)
             if parsed is None:
                 reasons[stream] = "bad id"
-            elif self._late:
-                reasons[stream] = "late"
+            elif self._late or (channel in self._recovery.sent and parsed < self._recovery.last[channel]):
+                reasons[stream] = "late"  # live messages went out already: a replay could not go before them
             else:
                 positions[channel] = parsed
         for channel in self._listen:
@@ -802,7 +805,8 @@ class Connection:
             self._online.refresh(get_connection, now)
 
     def _replay_after_reconnect(self, recovery: history.Recovery) -> None:
-        """The hub's link dropped and is back: replay each history channel from the last id this socket sent.
+        """The hub's link dropped and is back: replay each history channel from the last id this socket sent, to
+        the stream's end (the live queue has a hole where the link was down; ``fresh`` drops the copies it holds).
 
         Waits for Redis to confirm the resubscription first, or what is published in between would be lost. Silent
         when everything was recovered; otherwise a v2 client gets ``reconnected`` naming what may be lost.
@@ -813,7 +817,7 @@ class Connection:
         replayed = 0
         if self.hub.confirmed(channels, float(settings.get("WS4REDIS_SUBSCRIBE_TIMEOUT"))):
             try:
-                messages, unrecoverable = recovery.replay(get_connection(), dict(recovery.last), self._first_live)
+                messages, unrecoverable = recovery.replay(get_connection(), dict(recovery.last))
             except (redis.RedisError, OSError) as exc:
                 logger.warning("ws4redis: history replay for %s failed (%s)", self._label, exc)
                 recovery.pending = True  # tried again at the next wake-up

@@ -52,6 +52,7 @@ logger = logging.getLogger(__name__)
 StreamId = tuple[int, int]
 #: "Before everything": the position of a socket that subscribed while its channel's stream did not exist.
 ZERO: StreamId = (0, 0)
+_MAX_SEQ = 2**64 - 1  # a stream id's sequence part is an unsigned 64-bit number
 
 # One publish to a history-enabled channel: atomic, so stream order == pub/sub order. KEYS: channel, stream.
 # ARGV: payload, kept-message expiry (0: none), size, ttl, envelope head (ws4redis.wire.head), PUBLISH or SPUBLISH,
@@ -128,6 +129,14 @@ def parse_id(value: object) -> StreamId | None:
     return wire.parse_stream_id(value)
 
 
+def before(value: StreamId) -> StreamId:
+    """The greatest stream id below ``value`` (``ZERO`` for ``ZERO``): "everything up to, not including, ``value``"."""
+    ms, seq = value
+    if seq:
+        return ms, seq - 1
+    return (ms - 1, _MAX_SEQ) if ms else ZERO
+
+
 def format_id(value: StreamId) -> str:
     return f"{value[0]}-{value[1]}"
 
@@ -175,7 +184,7 @@ class Recovery:
     own greenlet. ``last`` is the id of the last message *sent* on each channel: the point to replay from.
     """
 
-    __slots__ = ("last", "pending", "windows")
+    __slots__ = ("last", "pending", "sent", "windows")
 
     def __init__(self, channels: Iterable[str]) -> None:
         self.windows: dict[str, Window] = {}
@@ -184,16 +193,23 @@ class Recovery:
             if window is not None:
                 self.windows[channel] = window
         self.last: dict[str, StreamId] = {}
+        self.sent: set[str] = set()  # channels on which this socket sent something: a resume never goes behind ``last``
         self.pending = False  # the hub reconnected: replay from ``last`` at the next wake-up
 
     @property
     def enabled(self) -> bool:
         return bool(self.windows)
 
-    def start(self, client: redis.Redis, channels: Iterable[str] | None = None) -> None:
+    def start(
+        self, client: redis.Redis, channels: Iterable[str] | None = None,
+        live: Callable[[], Mapping[str, StreamId]] | None = None,
+    ) -> None:
         """Record where each stream (of ``channels``, default all) stands now; call once Redis confirmed the
         subscriptions (so nothing after it is missed by pub/sub) and before anything is sent on them. One round trip.
 
+        ``live()`` (channel -> the id of its first message in the live queue, asked once Redis answered): the hub may
+        have queued messages between Redis' confirmation and this read, and the stream's top counts them already; the
+        position is put just before the first of them, or ``fresh`` would drop them as sent.
         A channel subscribed at run time is started here too, so a hub reconnect replays it like the others.
         """
         chosen = list(self.windows) if channels is None else [c for c in channels if self.track(c)]
@@ -202,15 +218,21 @@ class Recovery:
         pipe = client.pipeline(transaction=False)
         for channel in chosen:
             pipe.xrevrange(history_key(channel), count=1)
-        for channel, top in zip(chosen, pipe.execute(), strict=True):
-            parsed = parse_id(top[0][0]) if top else None
-            self.last[channel] = parsed or ZERO
+        tops = pipe.execute()
+        first_live = live() if live is not None else {}
+        for channel, top in zip(chosen, tops, strict=True):
+            position = (parse_id(top[0][0]) if top else None) or ZERO
+            queued = first_live.get(channel)
+            if queued is not None and queued <= position:
+                position = before(queued)
+            self.last[channel] = max(position, self.last.get(channel, ZERO))
 
     def forget(self, channels: Iterable[str]) -> None:
         """The socket stopped listening to ``channels`` (``unsubscribe``): never replay them to it again."""
         for channel in channels:
             self.windows.pop(channel, None)
             self.last.pop(channel, None)
+            self.sent.discard(channel)
 
     def offsets(self) -> dict[str, str]:
         """Channel -> the position recorded by ``start`` (for the v2 welcome, so a client can resume a stream on
@@ -238,6 +260,7 @@ class Recovery:
         if last is not None and parsed <= last:
             return False
         self.last[channel] = parsed
+        self.sent.add(channel)
         return True
 
     def replay(
@@ -247,17 +270,19 @@ class Recovery:
         """What was published after ``since`` (channel -> position) on history-enabled channels, in publish order.
 
         ``live()`` (channel -> the id of the first message queued live on it, asked once Redis answered) ends each
-        channel's replay: from there on the live queue has the channel's messages, in order with the socket's
-        channels without history, so a replayed copy would overtake those (a message without history published
-        before it would go out after it). A message the hub has not read yet when Redis answers is still replayed
-        (and its live copy dropped): across a hub reconnect, order is kept per channel.
+        channel's replay, for a resume only, where the live queue holds every message since ``start``: from there on
+        the queue has the channel's messages, in order with the socket's channels without history, so a replayed copy
+        would overtake those. After a hub reconnect the queue has a hole (what the dropped link never delivered), so
+        the caller passes no ``live`` and everything after ``since`` is replayed; its live copies are dropped by
+        ``fresh`` (order is then kept per channel). A message the hub has not read yet when Redis answers is replayed
+        too, and its live copy dropped.
 
-        Returns ``(messages, lost)``: ``(channel, id, payload, text)`` sorted by id across channels (stream ids come
-        from one Redis clock, so this is publish order), and the channels whose window no longer reaches back to
-        ``since`` (their messages after the window are still replayed: better late than a larger gap). Advances
-        ``last``, so live deliveries the replay covered are dropped by ``fresh``. The caller must not have sent anything
-        after ``since`` on these channels (a resume arrives before live delivery starts; a hub reconnect replays from
-        ``last``). One round trip.
+        A channel on which this socket already sent something is never replayed from before ``last``: a client whose
+        ``since`` is older gets nothing twice. Returns ``(messages, lost)``: ``(channel, id, payload, text)`` sorted by
+        id across channels (stream ids come from one Redis clock, so this is publish order), and the channels whose
+        window no longer reaches back to ``since`` (their messages after the window are still replayed: better late
+        than a larger gap). Advances ``last``, so live deliveries the replay covered are dropped by ``fresh``. One
+        round trip.
         """
         channels = [channel for channel in since if channel in self.windows]
         if not channels:
@@ -286,7 +311,8 @@ class Recovery:
                 ok = recoverable(since[channel], exists=False, first=None, max_deleted=None)
             if not ok:
                 lost.append(channel)
-            start, last = since[channel], self.last.get(channel, ZERO)
+            last = self.last.get(channel, ZERO)
+            start = max(since[channel], last) if channel in self.sent else since[channel]
             end = first_live.get(channel)
             for raw_id, fields in entries:
                 parsed = parse_id(raw_id)
@@ -297,6 +323,7 @@ class Recovery:
                 data = bytes(fields.get(b"d", b""))
                 messages.append((parsed, channel, format_id(parsed), data, entry_text(fields, data)))
                 last = max(last, parsed)
+                self.sent.add(channel)
             self.last[channel] = last
         messages.sort(key=lambda m: m[0])
         return [(channel, message_id, data, text) for _, channel, message_id, data, text in messages], lost
@@ -317,11 +344,15 @@ class NoRecovery:
     pending = False
     windows: Mapping[str, Window] = types.MappingProxyType({})
     last: Mapping[str, StreamId] = types.MappingProxyType({})
+    sent: frozenset[str] = frozenset()
 
     def __setattr__(self, name: str, value: object) -> None:
         raise AttributeError(f"the shared NoRecovery is immutable (cannot set {name!r}); see own_recovery")
 
-    def start(self, client: redis.Redis, channels: Iterable[str] | None = None) -> None:
+    def start(
+        self, client: redis.Redis, channels: Iterable[str] | None = None,
+        live: Callable[[], Mapping[str, StreamId]] | None = None,
+    ) -> None:
         """Nothing to record."""
 
     def forget(self, channels: Iterable[str]) -> None:
