@@ -14,7 +14,7 @@ from typing import Any
 import redis
 import redis.cluster
 import redis.sentinel
-from redis.backoff import ExponentialWithJitterBackoff
+from redis.backoff import EqualJitterBackoff
 from redis.retry import Retry
 
 from ws4redis import history, metrics, settings, wire
@@ -32,7 +32,7 @@ _cluster: tuple[int, redis.Redis] | None = None  # Redis Cluster: the process's 
 def redis_kwargs() -> dict[str, Any]:
     """Connection arguments for every ws4redis connection: the setting plus retries and health checks."""
     kwargs = settings.connection_kwargs()
-    kwargs.setdefault("retry", Retry(ExponentialWithJitterBackoff(base=0.05, cap=2.0), 3))
+    kwargs.setdefault("retry", Retry(EqualJitterBackoff(cap=2.0, base=0.05), 3))
     kwargs.setdefault("retry_on_error", [redis.ConnectionError, redis.TimeoutError])
     kwargs.setdefault("socket_connect_timeout", 5)
     return kwargs
