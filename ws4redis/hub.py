@@ -31,6 +31,7 @@ from redis.retry import Retry
 
 from ws4redis import metrics, presence_signals, reach, settings, wire
 from ws4redis.cluster import pubsub_for
+from ws4redis.core.delivery import Delivery
 from ws4redis.exceptions import Ws4RedisError
 from ws4redis.redis_store import new_client
 from ws4redis.revocation import control_channel, instance_name, parse_control
@@ -45,22 +46,6 @@ _SUBSCRIBE_CHUNK = 500  # channels per SUBSCRIBE command when resubscribing afte
 
 class HubUnavailable(Ws4RedisError):
     """Redis did not confirm a subscription in time; the websocket request is answered with 503."""
-
-
-class Delivery:
-    """One message from Redis, shared by every socket it goes to, so per-message work is done once, not per socket."""
-
-    __slots__ = ("cache", "channel", "data", "event", "id", "pending", "received", "text")
-
-    def __init__(self, channel: str, data: bytes, text: bool, id: str | None = None, event: bool = False) -> None:
-        self.channel = channel
-        self.data = data
-        self.text = text
-        self.id = id  # stream id where the channel keeps history (ws4redis.history), else None
-        self.event = event  # a v2 control event (join/leave; ``data`` is its JSON), never shown to legacy clients
-        self.received = time.monotonic()  # start of ws4redis' part of the publish-to-deliver latency (metrics)
-        self.cache: dict[str, Any] = {}  # encodings per wire protocol, filled by the first socket that needs one
-        self.pending = 0  # local sockets yet to write it; the last one records the fan-out latency (metrics)
 
 
 class Listener(Protocol):
