@@ -1,0 +1,180 @@
+"""ws4redis over ASGI, end to end: real ASGI servers, real Redis, real websocket clients, Django's own logout.
+
+Every server runs the smaller suite (every audience, history recovery, revocation, drain; refusals are in
+``test_asgi_handshake``); uvicorn, the default ASGI server, also runs client publishing on both wire protocols,
+run-time subscriptions, kept messages, limits and the connect/message/disconnect hooks' effects.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+import websocket
+from django.core.management import call_command
+from django.test import override_settings
+
+from tests.asgi_servers import ASGI_SERVERS, AsgiServer, asgi_servers_fixture  # noqa: F401  (fixture)
+from tests.conftest import People, assert_silent, connect, refused_status
+from tests.test_history import HISTORY, V2Client
+from tests.test_revocation import assert_closed, logged_in_client
+from ws4redis.exceptions import CloseCode
+from ws4redis.publisher import RedisPublisher
+
+OVERRIDES: dict[str, Any] = {"WS4REDIS_HISTORY": HISTORY, "WS4REDIS_EXPIRE": 60, "WS4REDIS_MAX_MESSAGE_SIZE": 1024}
+
+
+@pytest.fixture(params=ASGI_SERVERS)
+def server(request: pytest.FixtureRequest, asgi_servers: Callable[..., AsgiServer]) -> AsgiServer:
+    """Each ASGI server of the test project (started once for the session)."""
+    return asgi_servers(request.param, OVERRIDES)
+
+
+@pytest.fixture
+def uvicorn(asgi_servers: Callable[..., AsgiServer]) -> AsgiServer:
+    return asgi_servers("uvicorn", OVERRIDES)
+
+
+@pytest.fixture(autouse=True)
+def _same_settings() -> Iterator[None]:
+    """The test process publishes with the servers' settings (history, kept messages)."""
+    with override_settings(WS4REDIS_HISTORY=HISTORY, WS4REDIS_EXPIRE=60):
+        yield
+
+
+def v2(server: AsgiServer, path: str, **kwargs: Any) -> websocket.WebSocket:
+    ws = connect(server, path, subprotocols=["ws4redis.v2"], **kwargs)  # type: ignore[arg-type]
+    welcome = json.loads(ws.recv())
+    assert welcome["type"] == "welcome", welcome
+    return ws
+
+
+def recv(ws: websocket.WebSocket) -> Any:
+    return json.loads(ws.recv())
+
+
+# -- the smaller suite, on every server -------------------------------------------------------------------------------
+def test_every_audience_reaches_its_sockets_only(server: AsgiServer, people: People) -> None:
+    alice = people.cookie("alice")
+    broadcast = connect(server, "/ws/aud?subscribe-broadcast")  # type: ignore[arg-type]
+    user = connect(server, "/ws/aud?subscribe-user", cookie=alice)  # type: ignore[arg-type]
+    group = connect(server, "/ws/aud?subscribe-group", cookie=people.cookie("carol"))  # type: ignore[arg-type]
+    session = connect(server, "/ws/aud?subscribe-session", cookie=alice)  # type: ignore[arg-type]
+    bob = connect(  # type: ignore[arg-type]
+        server, "/ws/aud?subscribe-user&subscribe-group&subscribe-session", cookie=people.cookie("bob")
+    )
+    RedisPublisher(facility="aud", broadcast=True).publish_message("to all")
+    RedisPublisher(facility="aud", users=["alice"]).publish_message("to alice")
+    RedisPublisher(facility="aud", groups=["red"]).publish_message("to red")
+    RedisPublisher(facility="aud", sessions=[People.session_key(alice)]).publish_message("to that tab")
+    assert broadcast.recv() == "to all"
+    assert user.recv() == "to alice"
+    assert group.recv() == "to red"
+    assert session.recv() == "to that tab"
+    assert_silent(bob)
+    assert_silent(user)
+
+
+def test_history_recovers_what_a_v2_client_missed(server: AsgiServer) -> None:
+    client = V2Client(server, "/ws/numbers?subscribe-broadcast")  # type: ignore[arg-type]
+    client.connect()
+    assert client.receive_until(lambda f: f["type"] in ("recovered", "not_recovered"))["type"] == "recovered"
+    publisher = RedisPublisher(facility="numbers", broadcast=True)
+    for i in range(5):
+        publisher.publish_message(str(i))
+    while len(client.messages) < 5:
+        client.receive()
+    client.close()
+    for i in range(5, 10):
+        publisher.publish_message(str(i))  # while the client is away
+    client.connect()
+    answer = client.receive_until(lambda f: f["type"] in ("recovered", "not_recovered"))
+    assert (answer["type"], answer["replayed"]) == ("recovered", 5), answer
+    while len(client.messages) < 11:
+        client.receive()
+    publisher.publish_message("live")
+    client.receive_until(lambda f: f["type"] == "message")
+    kept = [m["data"] for m in client.messages if m["id"] is None]
+    assert kept == ["9"]  # WS4REDIS_EXPIRE: the kept last message at connect, as on WSGI
+    streamed = [m["data"] for m in client.messages if m["id"] is not None]
+    assert streamed == [str(i) for i in range(10)] + ["live"]  # in order, none twice
+
+
+def test_logout_closes_that_sessions_sockets_only(server: AsgiServer, people: People) -> None:
+    client, cookie = logged_in_client(people, "alice")
+    legacy = connect(server, "/ws/r?subscribe-user", cookie=cookie)  # type: ignore[arg-type]
+    told = v2(server, "/ws/r?subscribe-user", cookie=cookie)
+    kept = connect(server, "/ws/r?subscribe-user", cookie=people.cookie("alice"))  # type: ignore[arg-type]
+    client.logout()  # Django's own logout: user_logged_out, through Redis, to the server
+    assert recv(told) == {"type": "revoked"}
+    assert_closed(told, CloseCode.REVOKED)
+    assert_closed(legacy, CloseCode.REVOKED)
+    RedisPublisher(facility="r", users=["alice"]).publish_message("still logged in elsewhere")
+    assert kept.recv() == "still logged in elsewhere"
+
+
+def test_drain_closes_with_1001_and_a_reconnect_delay(server: AsgiServer) -> None:
+    told = v2(server, "/ws/drain?subscribe-broadcast")
+    legacy = connect(server, "/ws/drain?subscribe-broadcast")  # type: ignore[arg-type]
+    call_command("ws4redis_drain", window=2, stdout=io.StringIO())
+    notice = recv(told)
+    assert notice["type"] == "shutdown" and 500 <= notice["reconnect_in"] <= 2000, notice
+    # daphne (autobahn) lets an application close only with 1000 or 3000-4999 (docs/servers.md)
+    code = CloseCode.NORMAL if server.name == "daphne" else CloseCode.GOING_AWAY
+    assert_closed(told, code)
+    assert_closed(legacy, code)
+    again = connect(server, "/ws/drain?subscribe-broadcast")  # type: ignore[arg-type]
+    RedisPublisher(facility="drain", broadcast=True).publish_message("after the drain")
+    assert again.recv() == "after the drain"
+
+
+# -- uvicorn: the rest of what a client relies on ---------------------------------------------------------------------
+def test_clients_publish_to_each_other_on_both_protocols(uvicorn: AsgiServer, people: People) -> None:
+    cookie = people.cookie("alice")
+    listener = v2(uvicorn, "/ws/chat?subscribe-broadcast")
+    legacy = connect(uvicorn, "/ws/chat?subscribe-broadcast&publish-broadcast", cookie=cookie)  # type: ignore[arg-type]
+    legacy.send("from legacy")
+    message = recv(listener)
+    assert (message["type"], message["data"], message["channel"]) == ("message", "from legacy", "chat")
+    assert_silent(legacy)  # no echo of its own publish
+    sender = v2(uvicorn, "/ws/chat?publish-broadcast", cookie=people.cookie("bob"))
+    sender.send(json.dumps({"type": "publish", "data": "from v2"}))
+    assert recv(listener)["data"] == "from v2"
+
+
+def test_kept_message_and_run_time_subscription(uvicorn: AsgiServer, people: People) -> None:
+    RedisPublisher(facility="kept", broadcast=True).publish_message("the last one")
+    ws = v2(uvicorn, "/ws/other?subscribe-broadcast", cookie=people.cookie("alice"))
+    ws.send(json.dumps({"type": "subscribe", "facility": "kept", "audiences": ["broadcast", "user"]}))
+    assert recv(ws) == {"type": "subscribed", "facility": "kept", "audiences": ["broadcast", "user"]}
+    assert recv(ws)["data"] == "the last one"  # WS4REDIS_EXPIRE: the kept message of the new channel
+    RedisPublisher(facility="kept", users=["alice"]).publish_message("for alice")
+    assert recv(ws)["data"] == "for alice"
+    ws.send(json.dumps({"type": "subscribe", "facility": "kept", "audiences": ["group"]}))
+    assert recv(ws)["type"] == "subscribed"
+    anonymous = v2(uvicorn, "/ws/other?subscribe-broadcast")
+    anonymous.send(json.dumps({"type": "subscribe", "facility": "kept", "audiences": ["user"]}))
+    assert recv(anonymous)["reason"] == "subscribe-user needs a logged-in user"
+
+
+def test_a_message_over_the_size_limit_closes_with_1009(uvicorn: AsgiServer, people: People) -> None:
+    ws = connect(uvicorn, "/ws/big?publish-broadcast", cookie=people.cookie("alice"))  # type: ignore[arg-type]
+    ws.send("x" * 2000)
+    assert_closed(ws, CloseCode.MESSAGE_TOO_BIG)
+
+
+def test_the_heartbeat_is_answered(uvicorn: AsgiServer) -> None:
+    ws = connect(uvicorn, "/ws/beat?subscribe-broadcast")  # type: ignore[arg-type]
+    ws.send("--heartbeat--")
+    assert ws.recv() == "--heartbeat--"
+
+
+def test_too_many_connections_per_user_is_429(asgi_servers: Callable[..., AsgiServer], people: People) -> None:
+    server = asgi_servers("uvicorn", {"WS4REDIS_MAX_CONNECTIONS_PER_USER": 1})
+    cookie = people.cookie("alice")
+    first = connect(server, "/ws/q?subscribe-user", cookie=cookie)  # type: ignore[arg-type]
+    assert refused_status(server, "/ws/q?subscribe-user", cookie=cookie) == 429  # type: ignore[arg-type]
+    first.close()
