@@ -3,9 +3,9 @@
 ``pip install ws4redis`` installs everything the package imports (Django, redis-py, gevent, wsproto,
 prometheus-client): with it, ``manage.py runwebsocket`` and ``runserver`` serve websockets. The extras are only what
 is truly optional: ``uwsgi`` (the production server, compiled by pip), ``hiredis`` (a faster Redis reply parser),
-``asgi`` (what ``ws4redis.asgi`` needs; the ASGI server itself is the deployment's choice) and ``testing`` (the websocket
-client of ``ws4redis.testing``). ``wsproto`` stays as an empty extra so the install
-commands of earlier releases (``pip install 'ws4redis[uwsgi,wsproto]'``) keep working.
+``asgi`` (what ``ws4redis.asgi`` needs; the ASGI server itself is the deployment's choice) and ``testing`` (the
+websocket client of ``ws4redis.testing``). ``wsproto`` stays as an empty extra so the install commands of earlier
+releases (``pip install 'ws4redis[uwsgi,wsproto]'``) keep working.
 """
 
 from setuptools import find_packages, setup

@@ -20,7 +20,7 @@ from tests.servers import ROOT, Process, RedisServer, free_port, wait_for_port
 
 __all__ = ["ASGI_SERVERS", "AsgiServer", "asgi_servers_fixture", "command"]
 
-ASGI_SERVERS = ("uvicorn", "daphne", "hypercorn", "granian")
+ASGI_SERVERS = ("uvicorn", "daphne", "hypercorn", "granian")  # gunicorn (uvicorn workers) is started on request
 
 
 def command(name: str, app: str, port: int) -> list[str]:
@@ -33,6 +33,9 @@ def command(name: str, app: str, port: int) -> list[str]:
         return [python, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), app]
     if name == "hypercorn":
         return [python, "-m", "hypercorn", "--bind", f"127.0.0.1:{port}", "--graceful-timeout", "5", app]
+    if name == "gunicorn":  # gunicorn with uvicorn's workers (the uvicorn-worker package), two processes
+        return [python, "-m", "gunicorn", app, "--worker-class", "uvicorn_worker.UvicornWorker", "--workers", "2",
+                "--bind", f"127.0.0.1:{port}", "--graceful-timeout", "5"]
     if name == "granian":
         return [python, "-m", "granian", "--interface", "asgi", "--host", "127.0.0.1", "--port", str(port),
                 "--workers", "1", "--log-level", "warning", app]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import json
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,12 +20,18 @@ from django.test import override_settings
 
 from tests.asgi_servers import ASGI_SERVERS, AsgiServer, asgi_servers_fixture  # noqa: F401  (fixture)
 from tests.conftest import People, assert_silent, connect, refused_status
+from tests.servers import ROOT
+from tests.test_deployment import NGINX, Nginx, get
 from tests.test_history import HISTORY, V2Client
+from tests.test_presence import PRESENCE, labels
 from tests.test_revocation import assert_closed, logged_in_client
 from ws4redis.exceptions import CloseCode
 from ws4redis.publisher import RedisPublisher
 
-OVERRIDES: dict[str, Any] = {"WS4REDIS_HISTORY": HISTORY, "WS4REDIS_EXPIRE": 60, "WS4REDIS_MAX_MESSAGE_SIZE": 1024}
+OVERRIDES: dict[str, Any] = {
+    "WS4REDIS_HISTORY": HISTORY, "WS4REDIS_EXPIRE": 60, "WS4REDIS_MAX_MESSAGE_SIZE": 1024,
+    "WS4REDIS_PRESENCE": PRESENCE,
+}
 
 
 @pytest.fixture(params=ASGI_SERVERS)
@@ -41,7 +48,7 @@ def uvicorn(asgi_servers: Callable[..., AsgiServer]) -> AsgiServer:
 @pytest.fixture(autouse=True)
 def _same_settings() -> Iterator[None]:
     """The test process publishes with the servers' settings (history, kept messages)."""
-    with override_settings(WS4REDIS_HISTORY=HISTORY, WS4REDIS_EXPIRE=60):
+    with override_settings(WS4REDIS_HISTORY=HISTORY, WS4REDIS_EXPIRE=60, WS4REDIS_PRESENCE=PRESENCE):
         yield
 
 
@@ -160,6 +167,17 @@ def test_kept_message_and_run_time_subscription(uvicorn: AsgiServer, people: Peo
     assert recv(anonymous)["reason"] == "subscribe-user needs a logged-in user"
 
 
+def test_presence_and_join_leave_events(uvicorn: AsgiServer, people: People) -> None:
+    alice = v2(uvicorn, "/ws/room?subscribe-broadcast", cookie=people.cookie("alice"))
+    bob = v2(uvicorn, "/ws/room?subscribe-broadcast", cookie=people.cookie("bob"))
+    assert labels("room") == [("alice", 1), ("bob", 1)]
+    bob.close()
+    while (event := recv(alice))["type"] != "leave":
+        assert event["type"] == "join", event
+    assert event["user"] == "bob"
+    assert labels("room") == [("alice", 1)]
+
+
 def test_a_message_over_the_size_limit_closes_with_1009(uvicorn: AsgiServer, people: People) -> None:
     ws = connect(uvicorn, "/ws/big?publish-broadcast", cookie=people.cookie("alice"))  # type: ignore[arg-type]
     ws.send("x" * 2000)
@@ -178,3 +196,44 @@ def test_too_many_connections_per_user_is_429(asgi_servers: Callable[..., AsgiSe
     first = connect(server, "/ws/q?subscribe-user", cookie=cookie)  # type: ignore[arg-type]
     assert refused_status(server, "/ws/q?subscribe-user", cookie=cookie) == 429  # type: ignore[arg-type]
     first.close()
+
+
+def test_nginx_in_front_of_gunicorn_with_uvicorn_workers(
+    asgi_servers: Callable[..., AsgiServer], people: People, tmp_path: Path
+) -> None:
+    """``nginx/ws4redis-asgi.conf`` as shipped (addresses substituted) in front of two uvicorn worker processes."""
+    if NGINX is None:
+        pytest.skip("nginx is not installed (apt-get install nginx-light)")
+    app = asgi_servers("gunicorn", OVERRIDES)
+    nginx = Nginx(ROOT / "nginx" / "ws4redis-asgi.conf", {
+        "server 127.0.0.1:8000;": f"server 127.0.0.1:{app.port};",
+        "alias /srv/ws4redis/static/;": f"alias {tmp_path}/static/;",
+    }, tmp_path)
+    try:
+        assert get(f"http://127.0.0.1:{nginx.port}/")[:2] == (200, "django page")
+        cookie = people.cookie("alice")
+        origin = f"http://127.0.0.1:{nginx.port}"  # the page's own origin: nginx passes the Host through
+        sockets = [connect(nginx, "/ws/front?subscribe-user", cookie=cookie, origin=origin)  # type: ignore[arg-type]
+                   for _ in range(4)]
+        RedisPublisher(facility="front", users=["alice"]).publish_message("through nginx")
+        assert [ws.recv() for ws in sockets] == ["through nginx"] * 4
+        status = refused_status(nginx, "/ws/front?subscribe-user", origin="http://evil.example")  # type: ignore[arg-type]
+        assert status == 403
+    finally:
+        nginx.stop()
+
+
+def test_no_redis_is_503_with_retry_after(asgi_servers: Callable[..., AsgiServer]) -> None:
+    """The subscription is confirmed by Redis before the upgrade: without Redis the client is told to come back."""
+    from tests.servers import free_port
+
+    server = asgi_servers("uvicorn", {
+        "WS4REDIS_CONNECTION": {"host": "127.0.0.1", "port": free_port()}, "WS4REDIS_SUBSCRIBE_TIMEOUT": 1,
+    })
+    try:
+        connect(server, "/ws/down?subscribe-broadcast")  # type: ignore[arg-type]
+    except websocket.WebSocketBadStatusException as refused:
+        assert refused.status_code == 503
+        assert refused.resp_headers.get("retry-after") == "5"
+    else:
+        raise AssertionError("accepted without Redis")
