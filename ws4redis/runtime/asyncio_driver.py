@@ -14,8 +14,9 @@ gevent:
 
 Redis (publishes, kept messages, history positions and replays, presence, quota) goes through the process's
 synchronous client in a worker thread: the same code and the same topologies (Sentinel, Cluster) as the gevent side,
-without blocking the loop. What reads the session's live queue from there (``first_live``) runs on the loop. Django
-code (hooks, the run-time subscribe policy) runs in Django's sync thread, as a sync view would.
+without blocking the loop. What reads the session's live queue from there (``first_live``) runs on the loop. The
+run-time subscribe policy runs in Django's sync thread, as the handshake does; the message and disconnect hooks run in
+worker threads, so a slow hook holds only its own socket.
 """
 
 from __future__ import annotations
@@ -394,13 +395,26 @@ class AsyncioConnection:
             metrics.DELIVERED.inc(len(messages))
 
     async def _message_hook(self, action: actions.RunMessageHook) -> None:
+        """The facility's message hook, in a worker thread of its own: a slow hook holds only this socket. Past
+        ``WS4REDIS_HOOK_TIMEOUT`` the socket stops waiting (1011); the thread itself runs on to the hook's end,
+        as Python cannot interrupt it."""
         from ws4redis.hooks import HookFailed
 
         handshake = self._handshake
         hooks = _hooks(handshake)
+        timeout = settings.get("WS4REDIS_HOOK_TIMEOUT")
+        work = _in_thread(hooks.run_message, handshake.request, handshake.subscription, action.data)
         try:
-            data = await _in_django(hooks.run_message, handshake.request, handshake.subscription, action.data)
+            data = await asyncio.wait_for(work, float(timeout) if timeout else None)
         except HookFailed:
+            self.session.hook_failed()
+            return
+        except TimeoutError:
+            metrics.DROPPED.labels("message_hook_failed").inc()
+            logger.error(
+                "ws4redis: message hook of %r took over %ss (WS4REDIS_HOOK_TIMEOUT)",
+                handshake.subscription.facility, timeout,
+            )
             self.session.hook_failed()
             return
         self.session.hooked(data, action.text)
@@ -450,7 +464,7 @@ class AsyncioConnection:
                 entry[1].difference_update(gone)
                 if not entry[1]:
                     del self._grants[change.facility]
-                    await _in_django(entry[0].hooks.run_disconnect, entry[0].request, entry[0].subscription)
+                    await _in_thread(entry[0].hooks.run_disconnect, entry[0].request, entry[0].subscription)
         session.unsubscribed(change, gone)
 
     # -- presence, quota, teardown ---------------------------------------------------------------------------------
@@ -511,10 +525,10 @@ class AsyncioConnection:
         handshake = self._handshake
         hooks = _hooks(handshake)
         if hooks.disconnect is not None:
-            await _in_django(hooks.run_disconnect, handshake.request, handshake.subscription)
+            await _in_thread(hooks.run_disconnect, handshake.request, handshake.subscription)
         grants, self._grants = self._grants, {}
         for grant, _channels in grants.values():
-            await _in_django(grant.hooks.run_disconnect, grant.request, grant.subscription)
+            await _in_thread(grant.hooks.run_disconnect, grant.request, grant.subscription)
 
 
 def _hooks(handshake: Any) -> Any:
