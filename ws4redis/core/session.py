@@ -204,11 +204,12 @@ class Session:
         return self._hold_until is not None
 
     # -- events: the socket's life --------------------------------------------------------------------------------
-    def attached(self) -> None:
-        """The hub confirmed the subscriptions (before the upgrade): read the history positions now, so nothing
-        published after this point is missed by a replay. Emits ``ReadPositions`` when a channel keeps history."""
-        if self.recovery.enabled:
-            self._emit(act.ReadPositions(None))
+    def attached(self) -> act.ReadPositions | None:
+        """The hub confirmed the subscriptions (before the upgrade): the history positions must be read now, so that
+        nothing published after this point is missed by a replay. Returns ``ReadPositions(None)`` when a channel keeps
+        history, for the driver to carry out at once (not through ``take``: a close decided meanwhile, a revocation,
+        must wait for the upgrade), then ``positions_read``."""
+        return act.ReadPositions(None) if self.recovery.enabled else None
 
     def positions_read(self, now: float, *, ok: bool) -> None:
         """Outcome of ``ReadPositions(None)``: a v2 socket now holds live messages until the client resumes or
