@@ -41,6 +41,8 @@ Replayed = list[tuple[str, str, bytes, bool]]  # (channel, id, payload, text), i
 
 _OWN_ECHOES = 64  # own publishes remembered for echo suppression; more in flight than this is not plausible
 
+_OPEN, _OPENING = State.OPEN, State.OPENING
+
 #: What ``Session.deliver`` tells its driver (ints, not an enum: it runs per socket per message).
 DROPPED = 0  # nothing to do: suppressed, dropped or the session is closing
 QUEUED = 1  # queued behind others: a write is already due
@@ -137,7 +139,7 @@ class Session:
         not while actions wait, the client is held for its resume, or the socket has history (each message needs
         ``Recovery.fresh`` in order, in ``drain``)."""
         return (
-            self._actions is None and not self._gaps and self.state is State.OPEN and self._hold_until is None
+            self._actions is None and not self._gaps and self.state is _OPEN and self._hold_until is None
             and not self.recovery.enabled
         )
 
@@ -204,11 +206,12 @@ class Session:
         return self._hold_until is not None
 
     # -- events: the socket's life --------------------------------------------------------------------------------
-    def attached(self) -> None:
-        """The hub confirmed the subscriptions (before the upgrade): read the history positions now, so nothing
-        published after this point is missed by a replay. Emits ``ReadPositions`` when a channel keeps history."""
-        if self.recovery.enabled:
-            self._emit(act.ReadPositions(None))
+    def attached(self) -> act.ReadPositions | None:
+        """The hub confirmed the subscriptions (before the upgrade): the history positions must be read now, so that
+        nothing published after this point is missed by a replay. Returns ``ReadPositions(None)`` when a channel keeps
+        history, for the driver to carry out at once (not through ``take``: a close decided meanwhile, a revocation,
+        must wait for the upgrade), then ``positions_read``."""
+        return act.ReadPositions(None) if self.recovery.enabled else None
 
     def positions_read(self, now: float, *, ok: bool) -> None:
         """Outcome of ``ReadPositions(None)``: a v2 socket now holds live messages until the client resumes or
@@ -219,17 +222,21 @@ class Session:
             self._hold_until = now + wait
             self._emit(act.Wake(wait))
 
-    def opened(self, facility: str, *, subscribe: Iterable[str] = (), publish: Iterable[str] = ()) -> None:
+    def opened(
+        self, facility: str, *, subscribe: Iterable[str] = (), publish: Iterable[str] = (), welcome: bool = True,
+    ) -> None:
         """The upgrade is done: a v2 client gets its ``welcome``: its ``facility``, the audiences the policy granted
         it (``subscribe``, ``publish``: it may have asked for more) and where its history streams stand. The driver
-        then sends the kept messages (``kept``) and serves."""
+        then sends the kept messages (``kept``) and serves. ``welcome=False``: a websocket view speaks for itself."""
         self.state = check(self.state, State.OPEN)
-        welcome = self.protocol.control(
+        if not welcome:
+            return
+        welcome_frame = self.protocol.control(
             "welcome", facility=facility, subscribe=sorted(subscribe), publish=sorted(publish),
             **self._history_welcome(),
         )
-        if welcome is not None:
-            self._emit(act.Send(*welcome))
+        if welcome_frame is not None:
+            self._emit(act.Send(*welcome_frame))
 
     def close(self, code: int, reason: str) -> bool:
         """Close from the server's side (any task may call): discards the queue, emits ``Close``. Returns whether
@@ -314,7 +321,7 @@ class Session:
             metrics.done(delivery)
             return DROPPED
         state = self.state
-        if state is not State.OPEN and state is not State.OPENING:
+        if state is not _OPEN and state is not _OPENING:  # identity, not the enum's hash: per socket per message
             metrics.done(delivery)
             return DROPPED
         size = len(delivery.data) + QUEUE_ENTRY_BYTES
