@@ -24,21 +24,11 @@ from typing import Any, Protocol
 from ws4redis import metrics, reach, wire
 from ws4redis.revocation import instance_name, parse_control
 
-__all__ = ["BAD_LOG_INTERVAL", "HubDispatch", "Told", "reconnect_delay"]
+__all__ = ["BAD_LOG_INTERVAL", "HubDispatch", "reconnect_delay"]
 
 BAD_LOG_INTERVAL = 60.0  # seconds: a flood of bad records logs one line per interval, each counted
 _DRAIN_DEFAULT = 10.0  # seconds of a drain window that cannot be read
 _DRAIN_MIN = 0.5  # seconds: the shortest window (and the shortest reconnect delay) a drain spreads sockets over
-
-
-class Told(Protocol):
-    """What the dispatch tells a listener besides deliveries (the rest of ``ws4redis.hub.Listener``)."""
-
-    def deliver(self, delivery: Any) -> None: ...
-
-    def revoke(self) -> None: ...
-
-    def shutdown(self, reconnect_in_ms: int) -> None: ...
 
 
 class _Fanned(Protocol):
@@ -124,6 +114,13 @@ class HubDispatch:
             )
             self._bad_logged, self._bad_unlogged = now, 0
 
+    def tell(self, callback: Callable[..., object], *args: Any) -> None:
+        """Call one listener's callback; one broken connection must not keep the others from being told."""
+        try:
+            callback(*args)
+        except Exception:
+            self._logger.exception("ws4redis hub: a listener failed to take a notice")
+
     def each_listener(self) -> Iterator[Any]:
         """Every local listener once, however many channels it listens to."""
         seen: set[int] = set()
@@ -151,7 +148,7 @@ class HubDispatch:
         if targets:
             self._logger.info("ws4redis hub: revoking %d websocket(s)", len(targets))
         for listener in targets:
-            listener.revoke()
+            self.tell(listener.revoke)
 
     def _drain(self, message: dict[str, Any]) -> None:
         """Close every local socket with 1001, each with its own reconnect delay within the window (no storm)."""
@@ -167,4 +164,4 @@ class HubDispatch:
         listeners = list(self.each_listener())
         self._logger.info("ws4redis hub: draining %d websocket(s) over %.1fs", len(listeners), window)
         for listener in listeners:
-            listener.shutdown(int(random.uniform(_DRAIN_MIN, window) * 1000))
+            self.tell(listener.shutdown, int(random.uniform(_DRAIN_MIN, window) * 1000))
