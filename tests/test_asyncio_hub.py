@@ -349,7 +349,7 @@ def test_cluster_subscriptions_are_sharded_and_survive_a_killed_shard_link(clust
             assert len(owners) == len(names) and len(shards) == 3  # each channel once, on its shard; every shard
             for facility in facilities:
                 assert await publish(facility, f"to {facility}") == 1
-            assert sorted((await listener.next()).data for _ in facilities) == sorted(
+            assert sorted([(await listener.next()).data for _ in facilities]) == sorted(
                 f"to {facility}".encode() for facility in facilities)
 
             victim = next(node for node in cluster.nodes if node.port == owners[names[facilities[0]]])
@@ -360,7 +360,7 @@ def test_cluster_subscriptions_are_sharded_and_survive_a_killed_shard_link(clust
             assert (await listener.notice())[0] == "reconnected"
             for facility in facilities:
                 assert await publish(facility, f"again {facility}") == 1
-            assert sorted((await listener.next()).data for _ in facilities) == sorted(
+            assert sorted([(await listener.next()).data for _ in facilities]) == sorted(
                 f"again {facility}".encode() for facility in facilities)
             assert listener.notices.empty()
 
