@@ -17,6 +17,7 @@ import pytest
 import redis
 from django.test import override_settings
 from prometheus_client import REGISTRY
+from redis.crc import key_slot
 
 from tests.redis_topologies import ClusterNodes, SentinelGroup, wait_until
 from tests.servers import RedisServer
@@ -363,6 +364,28 @@ def test_cluster_subscriptions_are_sharded_and_survive_a_killed_shard_link(clust
             assert sorted([(await listener.next()).data for _ in facilities]) == sorted(
                 f"again {facility}".encode() for facility in facilities)
             assert listener.notices.empty()
+
+            # A slot moves to another shard: Redis drops its sharded subscriptions (SUNSUBSCRIBE of its own); the
+            # hub takes them up on the new owner and tells its listeners.
+            moved = names[facilities[1]]
+            target = next(node for node in cluster.nodes if node.port != owners[moved])
+            target_id = target.client().execute_command("CLUSTER", "MYID")
+            for node in sorted(cluster.nodes, key=lambda node: node is not target):  # the new owner first
+                node_client = node.client()
+                node_client.execute_command("CLUSTER", "SETSLOT", key_slot(moved.encode()), "NODE", target_id)
+                node_client.close()
+            assert (await listener.notice())[0] == "reconnected"
+            target_client = target.client()
+            assert int(target_client.execute_command("PUBSUB", "SHARDNUMSUB", moved)[1]) == 1
+            target_client.close()
+            assert await publish(facilities[1], "moved") == 1
+            assert (await listener.next()).data == b"moved"
+
+            # The control channel is classic pub/sub: a PUBLISH reaches every node, and the hub on one of them.
+            revoked = Recorder()
+            await hub.attach(revoked, [moved], timeout=WAIT, identity=[("user", "ann")])
+            await asyncio.to_thread(revoke, user="ann")
+            assert await revoked.notice() == "revoked"
 
         try:
             run(main)
