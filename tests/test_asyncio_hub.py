@@ -26,6 +26,7 @@ from ws4redis.hub import Delivery, HubUnavailable
 from ws4redis.publisher import RedisPublisher
 from ws4redis.redis_store import get_connection, reset_pool
 from ws4redis.revocation import control_channel, drain, instance_name, revoke
+from ws4redis.runtime import asyncio_hub
 from ws4redis.runtime.asyncio_hub import AsyncioHub, get_asyncio_hub
 
 WAIT = 10.0  # seconds any one awaited event may take before the test fails
@@ -192,6 +193,48 @@ def test_a_killed_link_is_reconnected_and_listeners_are_told_once_after_every_ch
         assert listener.notices.empty() and quiet.notices.empty()  # exactly one notice each
 
     run(main)
+
+
+def test_a_silent_link_is_cut_by_the_keepalive_and_reconnected(client: redis.Redis,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(asyncio_hub, "PING_INTERVAL", 0.1)
+
+    async def main(hub: AsyncioHub) -> None:
+        listener = Recorder()
+        await hub.attach(listener, [channel_of("silent")], timeout=WAIT)
+        client.execute_command("CLIENT", "PAUSE", 1000, "ALL")  # Redis answers nothing for a second: no PONG
+        assert (await listener.notice())[0] == "reconnected"  # cut after 3 silent intervals, reconnected after
+        assert hub.reconnects == 1
+        assert await publish("silent", "awake") == 1
+        assert (await listener.next()).data == b"awake"
+
+    run(main)
+
+
+def test_presence_offline_of_a_dead_process_is_sent_by_the_hubs_sweeper(redis_server: RedisServer) -> None:
+    from ws4redis import signals
+    from ws4redis.presence_signals import online_tracker
+
+    async def main(hub: AsyncioHub) -> None:
+        loop = asyncio.get_running_loop()
+        offline: asyncio.Queue[tuple[str, str]] = asyncio.Queue()
+
+        def record(sender: Any, *, user: str, facility: str, **kwargs: Any) -> None:  # in the sweeper's thread
+            loop.call_soon_threadsafe(offline.put_nowait, (user, facility))
+
+        signals.user_offline.connect(record)
+        try:
+            tracker = online_tracker(["aio:broadcast:desk"], user="erin", session_key=None)
+            assert tracker is not None and tracker.connect(get_connection())  # a socket whose process then died
+            await hub.attach(Recorder(), [channel_of("desk")], timeout=WAIT)  # the hub, and its sweeper, start
+            assert await asyncio.wait_for(offline.get(), WAIT) == ("erin", "desk")
+        finally:
+            signals.user_offline.disconnect(record)
+
+    # A prefix of its own (the uWSGI servers of other tests sweep "test:"); a ttl that is over at once.
+    with override_settings(WS4REDIS_PRESENCE={"desk": {"ttl": 0.05}}, WS4REDIS_PRESENCE_GRACE=0.1,
+                           WS4REDIS_PRESENCE_SWEEP=0.05, WS4REDIS_PREFIX="aio"):
+        run(main)
 
 
 def test_revoke_and_drain_through_the_control_channel(client: redis.Redis) -> None:

@@ -23,14 +23,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import random
 import socket
 from collections.abc import Iterable
 from typing import Any
 
 import redis
 
-from ws4redis import metrics, reach, settings
+from ws4redis import metrics, presence_signals, reach, settings
 from ws4redis.hub import Delivery, HubUnavailable, Listener
+from ws4redis.presence_dispatch import send_now
 from ws4redis.revocation import control_channel
 from ws4redis.runtime.dispatch import HubDispatch, reconnect_delay
 from ws4redis.runtime.redis_links import Links, open_links
@@ -167,6 +169,8 @@ class AsyncioHub:
             raise HubUnavailable("the hub was stopped")
         if not self._tasks:
             self._tasks = [asyncio.ensure_future(self._run()), asyncio.ensure_future(self._keepalive())]
+            if settings.get("WS4REDIS_PRESENCE"):
+                self._tasks.append(asyncio.ensure_future(self._sweep()))
 
     def _subscribe(self, channels: list[str]) -> None:
         for channel in channels:
@@ -309,6 +313,13 @@ class AsyncioHub:
                 links.cut()
                 continue
             links.ping()
+
+    async def _sweep(self) -> None:
+        """Presence: this loop's turns at sweeping dead processes' sockets and due offlines, as a gevent hub takes
+        them (``ws4redis.presence_signals``); blocking redis-py and the signal receivers run in a thread."""
+        while not self._stopping:
+            await asyncio.sleep(random.uniform(0.5, 1.5) * presence_signals.sweep_interval())
+            await asyncio.to_thread(presence_signals.sweep_turn, send_now)
 
 
 _hubs: dict[int, tuple[int, asyncio.AbstractEventLoop, AsyncioHub]] = {}  # id(loop) -> (pid, loop, its hub)
