@@ -25,6 +25,7 @@ import logging
 import os
 import random
 import socket
+import time
 from collections.abc import Iterable
 from typing import Any
 
@@ -203,7 +204,7 @@ class AsyncioHub:
         if self._resubscribing is not None:
             self._resubscribing = set(channels)
         self._links = links
-        self._last_seen = asyncio.get_running_loop().time()
+        self._last_seen = time.monotonic()
         links.subscribe(channels)
 
     async def _down(self) -> None:
@@ -247,7 +248,7 @@ class AsyncioHub:
 
     def _on_reply(self, reply: Any) -> None:
         """One reply read from a link (RESP2: a list). Never raises for what Redis sends."""
-        self._last_seen = asyncio.get_running_loop().time()
+        self._last_seen = time.monotonic()
         if not isinstance(reply, list) or len(reply) < 2 or not isinstance(reply[1], bytes):
             return  # PONG, or an unsubscribe from nothing
         kind, channel = reply[0], reply[1].decode(errors="replace")
@@ -301,13 +302,12 @@ class AsyncioHub:
 
     async def _keepalive(self) -> None:
         """PING the links now and then; no reply for 3 intervals means a dead link, which is then cut."""
-        loop = asyncio.get_running_loop()
         while not self._stopping:
             await asyncio.sleep(PING_INTERVAL)
             links = self._links
             if links is None:
                 continue
-            silent = loop.time() - self._last_seen
+            silent = time.monotonic() - self._last_seen
             if silent > PING_INTERVAL * 3:
                 logger.warning("ws4redis asyncio hub: no reply from Redis for %.0fs; cutting the link", silent)
                 links.cut()

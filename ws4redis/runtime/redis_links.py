@@ -127,7 +127,7 @@ class Link:
         while True:
             if not connection.is_connected:
                 raise redis.ConnectionError("the hub's pub/sub link is closed")
-            self._on_reply(await connection.read_response(disconnect_on_error=True))
+            self._on_reply(await connection.read_response())
 
     async def aclose(self) -> None:
         try:
