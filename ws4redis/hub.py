@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import logging
 import os
-import random
 import socket
 import time
 from collections.abc import Callable, Iterable
@@ -34,7 +33,8 @@ from ws4redis.cluster import pubsub_for
 from ws4redis.core.delivery import Delivery
 from ws4redis.exceptions import Ws4RedisError
 from ws4redis.redis_store import new_client
-from ws4redis.revocation import control_channel, instance_name, parse_control
+from ws4redis.revocation import control_channel
+from ws4redis.runtime.dispatch import HubDispatch, reconnect_delay
 
 __all__ = ["Delivery", "Hub", "HubUnavailable", "Listener", "get_hub", "is_text"]
 
@@ -67,8 +67,6 @@ class Listener(Protocol):
 
 is_text = wire.is_text  # where the connection loop and views have always imported it from
 
-_BAD_LOG_INTERVAL = 60.0  # seconds: a flood of bad records logs one line per interval, each counted
-
 
 class Hub:
     """The process's single pub/sub reader and its channel -> listeners table."""
@@ -94,8 +92,10 @@ class Hub:
         # still owes it.
         self._resubscribing: set[str] | None = None
         self._last_seen = time.monotonic()
-        self._bad_logged = -_BAD_LOG_INTERVAL  # when a bad record was last logged (time.monotonic())
-        self._bad_unlogged = 0  # bad records skipped since then
+        self._rules = HubDispatch(
+            logger, listeners=self._listeners, by_identity=self._by_identity, control_channel=self.control_channel,
+            heartbeat=self._heartbeat, delivery=Delivery, answer_probe=reach.answer,
+        )
 
     # -- what connections call ---------------------------------------------------------------------------------
     def attach(
@@ -284,7 +284,7 @@ class Hub:
                     break
                 failures += 1
                 self._resubscribing = self._resubscribing or set()  # owed once the next link is confirmed
-                delay = random.uniform(0, min(5.0, 0.1 * 2**failures))
+                delay = reconnect_delay(failures)
                 if isinstance(exc, (redis.ConnectionError, redis.TimeoutError, OSError)):
                     logger.warning("ws4redis hub: Redis pub/sub link lost (%s); retrying in %.2fs", exc, delay)
                 else:
@@ -294,7 +294,6 @@ class Hub:
 
     def _read(self) -> None:
         pubsub = self._pubsub
-        heartbeat = self._heartbeat.encode() if self._heartbeat else None
         while True:
             # A blocking read: no poll and no timeout juggling per message. A silently dead link is detected by
             # _keepalive, which shuts the socket down so this read fails.
@@ -304,13 +303,8 @@ class Hub:
                 continue
             kind = response[0]
             if kind == b"message":
-                data = bytes(response[2])
-                if heartbeat is not None and data == heartbeat:
-                    continue  # the heartbeat string is never forwarded
-                try:
-                    self._dispatch(response[1].decode(), data)
-                except Exception as exc:  # a record that crossed Redis must never cost the link (wire.decode is
-                    self._bad("unexpected", exc)  # total; this guards the control channel and anything to come)
+                # Never raises: the heartbeat is skipped, a bad record counted (ws4redis.runtime.dispatch).
+                self._rules.message(response[1].decode(errors="replace"), bytes(response[2]))
             else:
                 message = pubsub.handle_message(response, ignore_subscribe_messages=False)
                 if message is not None and message["type"] == "subscribe":
@@ -346,81 +340,12 @@ class Hub:
         self._notify_reconnected()
 
     def _dispatch(self, channel: str, data: bytes) -> None:
-        if channel == self.control_channel:
-            self._control(data)
-            return
-        if data.startswith(reach.PROBE_MARK):  # a counted publish asks how many sockets it reached (ws4redis.reach)
-            reach.answer(data, len(self._listeners.get(channel, ())))
-            return
-        listeners = self._listeners.get(channel)
-        if not listeners:
-            return
-        record = wire.decode(data)  # the envelope never reaches a socket; a raw payload passes through as is
-        if isinstance(record, wire.Bad):
-            self._bad(record.reason)
-            return
-        delivery = Delivery(channel, record.payload, record.text, record.id, record.event)
-        delivery.pending = len(listeners)
-        for listener in tuple(listeners):
-            try:
-                listener.deliver(delivery)
-            except Exception:  # one broken connection must not stop delivery to the others
-                logger.exception("ws4redis hub: delivering to a listener failed")
-
-    def _bad(self, reason: str, exc: BaseException | None = None) -> None:
-        """A message from Redis that cannot be delivered: counted, logged at most once per interval, skipped.
-
-        It may come from a client's bytes only if something publishes them without ws4redis' envelope (a 0.6
-        process): a flood must neither fill the log nor reset the link that every socket of the worker shares.
-        """
-        metrics.BAD_RECORDS.labels(reason).inc()
-        self._bad_unlogged += 1
-        now = time.monotonic()
-        if now - self._bad_logged >= _BAD_LOG_INTERVAL:
-            logger.warning(
-                "ws4redis hub: skipped %d message(s) from Redis that ws4redis cannot parse (last: %s%s); counted in "
-                "ws4redis_bad_records", self._bad_unlogged, reason, f": {exc!r}" if exc is not None else "",
-            )
-            self._bad_logged, self._bad_unlogged = now, 0
-
-    def _control(self, data: bytes) -> None:
-        message = parse_control(data)
-        if message is not None and message.get("type") == "drain":
-            self._drain(message)
-            return
-        if message is None or message.get("type") != "revoke":
-            return
-        targets: set[Listener] = set()
-        for kind in ("user", "session"):
-            name = message.get(kind)
-            if name:
-                targets |= self._by_identity.get((kind, str(name)), set())
-        if targets:
-            logger.info("ws4redis hub: revoking %d websocket(s)", len(targets))
-        for listener in targets:
-            listener.revoke()
-
-    def _drain(self, message: dict[str, Any]) -> None:
-        """Close every local socket with 1001, each with its own reconnect delay within the window (no storm)."""
-        target = message.get("instance")
-        if target and target != instance_name():
-            return
-        try:
-            window = max(float(message.get("window") or 0), 0.5)
-        except (TypeError, ValueError):
-            window = 10.0
-        listeners = {id(listener): listener for group in self._listeners.values() for listener in group}
-        logger.info("ws4redis hub: draining %d websocket(s) over %.1fs", len(listeners), window)
-        for listener in listeners.values():
-            listener.shutdown(int(random.uniform(0.5, window) * 1000))
+        """One message from the link, heartbeat aside (``ws4redis.runtime.dispatch``, shared with the asyncio hub)."""
+        self._rules.dispatch(channel, data)
 
     def _notify_reconnected(self) -> None:
-        seen: set[int] = set()
-        for listeners in list(self._listeners.values()):
-            for listener in tuple(listeners):
-                if id(listener) not in seen:
-                    seen.add(id(listener))
-                    listener.hub_reconnected()
+        for listener in self._rules.each_listener():
+            listener.hub_reconnected()
 
     def _keepalive(self) -> None:
         """PING the pub/sub link now and then; no reply for 3 intervals means a dead link, which is then cut."""
