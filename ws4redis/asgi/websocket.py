@@ -2,6 +2,7 @@
 
 - a websocket under ``WEBSOCKET_URL``: the handshake of ``ws4redis.auth`` (in Django's sync thread), then the asyncio
   driver (``ws4redis.runtime.asyncio_driver``) until the socket ends; a refusal is an HTTP status (``refusal.deny``);
+  a path the urlconf routes to a websocket view runs that view in a thread of its own (``views``);
 - a plain HTTP request under ``WEBSOCKET_URL``: 400, whose body says the client must upgrade, as on WSGI (a websocket
   view's path goes to Django, whose view answers it);
 - anything else: 404 (``ws4redis.asgi.get_asgi_application()`` sends it to Django instead);
@@ -35,8 +36,8 @@ def under_websocket_url(scope: Mapping[str, Any]) -> bool:
     return path_of(scope).startswith(str(settings.get("WEBSOCKET_URL")))
 
 
-def is_websocket_view(scope: Mapping[str, Any]) -> bool:
-    """Whether the urlconf routes this path to a websocket view (``ws4redis.decorators``)."""
+def websocket_view(scope: Mapping[str, Any]) -> Any:
+    """The urlconf match of a websocket view (``ws4redis.decorators``) for this path, else ``None``."""
     from django.urls import Resolver404, resolve
 
     from ws4redis.decorators import websocket_mode
@@ -44,8 +45,12 @@ def is_websocket_view(scope: Mapping[str, Any]) -> bool:
     try:
         match = resolve(path_of(scope))
     except Resolver404:
-        return False
-    return websocket_mode(match.func) is not None
+        return None
+    return match if websocket_mode(match.func) is not None else None
+
+
+def is_websocket_view(scope: Mapping[str, Any]) -> bool:
+    return websocket_view(scope) is not None
 
 
 class WebsocketApplication:
@@ -122,8 +127,11 @@ class WebsocketApplication:
         if not under_websocket_url(scope):
             await deny(scope, send, 404, "no websocket here: see WEBSOCKET_URL")
             return
-        if is_websocket_view(scope):
-            await deny(scope, send, 501, "websocket views are not served by the ASGI application yet")
+        view = websocket_view(scope)
+        if view is not None:
+            from ws4redis.asgi.views import serve_view
+
+            await serve_view(view, scope, receive, send)  # the view runs in a thread of its own
             return
         from ws4redis.exceptions import HandshakeRefused
 

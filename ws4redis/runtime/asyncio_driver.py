@@ -36,7 +36,7 @@ from ws4redis.core.config import MESSAGES_PER_ROUND
 from ws4redis.core.protocol import protocol_for
 from ws4redis.limits import TokenBucket
 
-__all__ = ["AsyncioConnection", "close_hub", "serve"]
+__all__ = ["AsyncioConnection", "asgi_frame", "close_hub", "hub", "send_close", "serve"]
 
 logger = logging.getLogger(__name__)
 
@@ -56,7 +56,7 @@ class _Ended(Exception):
         self.reason = reason
 
 
-def _hub() -> Any:
+def hub() -> Any:
     """This process's asyncio hub (one Redis pub/sub connection per process and loop)."""
     from ws4redis.runtime.asyncio_hub import get_asyncio_hub
 
@@ -283,37 +283,15 @@ class AsyncioConnection:
             metrics.DELIVERED.inc(len(batch))
 
     async def _frame(self, data: bytes, text: bool) -> None:
-        message: dict[str, Any] = {"type": "websocket.send"}
         try:
-            if text:
-                message["text"] = data.decode()  # ASGI carries text frames as str
-        except UnicodeDecodeError:
-            text = False  # not UTF-8 after all: binary rather than an invalid text frame
-        if not text:
-            message["bytes"] = data
-        try:
-            await asyncio.wait_for(self._send(message), _SEND_TIMEOUT)
+            await asyncio.wait_for(self._send(asgi_frame(data, text)), _SEND_TIMEOUT)
         except TimeoutError:
             raise _Ended(CloseCode.GOING_AWAY, "send timed out") from None
         except (OSError, RuntimeError):  # the server says the client is gone
             raise _Ended(1006, "") from None
 
     async def _close(self, code: int, reason: str) -> None:
-        # A plain int: daphne (through autobahn) refuses an IntEnum, and any code but 1000 and 3000-4999 (RFC 6455's
-        # codes for applications); there the close goes out as 1000, after the v2 notice that says why.
-        label = self.session.label
-        for attempt in (int(code), int(CloseCode.NORMAL)):
-            try:
-                await asyncio.wait_for(self._send({"type": "websocket.close", "code": attempt, "reason": reason}), 5)
-                return
-            except (OSError, RuntimeError, TimeoutError) as exc:  # the client is gone already: nothing to tell it
-                logger.debug("ws4redis: closing the websocket of %s: %r", label, exc)
-                return
-            except Exception as exc:
-                if attempt == CloseCode.NORMAL:
-                    logger.warning("ws4redis: the server could not close the websocket of %s: %r", label, exc)
-                    return
-                logger.debug("ws4redis: the server refused close code %d (%r); closing with 1000", attempt, exc)
+        await send_close(self._send, code, reason, label=self.session.label)
 
     # -- actions -------------------------------------------------------------------------------------------------
     async def _carry_out(self) -> None:
@@ -531,6 +509,34 @@ class AsyncioConnection:
             await _in_thread(grant.hooks.run_disconnect, grant.request, grant.subscription)
 
 
+def asgi_frame(data: bytes, text: bool) -> dict[str, Any]:
+    """The ASGI ``websocket.send`` message of one frame: text as ``str``, else (or when not UTF-8) bytes."""
+    if text:
+        try:
+            return {"type": "websocket.send", "text": data.decode()}
+        except UnicodeDecodeError:
+            pass  # not UTF-8 after all: binary rather than an invalid text frame
+    return {"type": "websocket.send", "bytes": data}
+
+
+async def send_close(send: Send, code: int, reason: str, *, label: str) -> None:
+    """Close with ``code``. A plain int: daphne (through autobahn) refuses an IntEnum, and any code but 1000 and
+    3000-4999 (RFC 6455's codes for applications); there the close goes out as 1000, after the v2 notice that says
+    why. A client that is gone already is not an error."""
+    for attempt in (int(code), int(CloseCode.NORMAL)):
+        try:
+            await asyncio.wait_for(send({"type": "websocket.close", "code": attempt, "reason": reason}), 5)
+            return
+        except (OSError, RuntimeError, TimeoutError) as exc:
+            logger.debug("ws4redis: closing the websocket of %s: %r", label, exc)
+            return
+        except Exception as exc:
+            if attempt == CloseCode.NORMAL:
+                logger.warning("ws4redis: the server could not close the websocket of %s: %r", label, exc)
+                return
+            logger.debug("ws4redis: the server refused close code %d (%r); closing with 1000", attempt, exc)
+
+
 def _hooks(handshake: Any) -> Any:
     from ws4redis.hooks import hooks_for
 
@@ -566,7 +572,7 @@ async def serve(handshake: Any, scope: Mapping[str, Any], receive: Receive, send
     from ws4redis.asgi.refusal import deny
     from ws4redis.exceptions import HandshakeRefused
 
-    connection = AsyncioConnection(handshake, receive, send, _hub())
+    connection = AsyncioConnection(handshake, receive, send, hub())
     try:
         await connection.open()
     except HandshakeRefused as refusal:
