@@ -237,3 +237,36 @@ def test_no_redis_is_503_with_retry_after(asgi_servers: Callable[..., AsgiServer
         assert refused.resp_headers.get("retry-after") == "5"
     else:
         raise AssertionError("accepted without Redis")
+
+
+def test_a_drain_while_sockets_are_opening_never_fails_one(uvicorn: AsgiServer) -> None:
+    """A drain (or a revocation) may reach a socket between Redis' confirmation and its welcome: it must close with
+    1001 like the others, never 1011 (the session was once opened after it had started closing)."""
+    import threading
+
+    sockets: list[websocket.WebSocket] = []
+    lock = threading.Lock()
+
+    def open_some() -> None:
+        for _ in range(15):
+            ws = connect(uvicorn, "/ws/room?subscribe-broadcast", subprotocols=["ws4redis.v2"])  # type: ignore[arg-type]
+            with lock:
+                sockets.append(ws)
+
+    threads = [threading.Thread(target=open_some) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for _ in range(3):
+        call_command("ws4redis_drain", window=1, stdout=io.StringIO())
+    for thread in threads:
+        thread.join()
+    call_command("ws4redis_drain", window=1, stdout=io.StringIO())  # the ones opened after the last drain
+    codes = []
+    for ws in sockets:
+        while True:
+            opcode, data = ws.recv_data(control_frame=True)
+            if opcode == websocket.ABNF.OPCODE_CLOSE:
+                codes.append(int.from_bytes(data[:2], "big"))
+                ws.shutdown()
+                break
+    assert set(codes) == {CloseCode.GOING_AWAY}, sorted(codes)

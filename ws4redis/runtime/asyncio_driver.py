@@ -184,9 +184,13 @@ class AsyncioConnection:
             await self._send({"type": "websocket.accept", "subprotocol": handshake.subprotocol})
             logger.info("ws4redis: websocket open for %s on %s", session.label, handshake.subscription.facility)
             reader = asyncio.create_task(self._read())
-            await self._join()
+            # Open the session before the first await: a revocation or a drain may come in at any await from here
+            # on, and must find an open session (its notice then goes out after the welcome). One that came between
+            # the hub's confirmation and the accept left the session closing: its close is all there is to send.
             sub = handshake.subscription
-            session.opened(sub.facility, subscribe=sub.subscribe, publish=sub.publish)
+            if session.state is State.OPENING:
+                session.opened(sub.facility, subscribe=sub.subscribe, publish=sub.publish)
+            await self._join()  # presence is written before the welcome goes out
             kept = await _in_thread(_kept, handshake)
             session.kept(kept)
             await self._carry_out()
