@@ -25,9 +25,12 @@ from ws4redis.publisher import RedisPublisher
 pytestmark = pytest.mark.browser
 
 
-def test_the_js_client_on_uvicorn_receives_and_comes_back_after_a_drain(  # noqa: F811  (fixtures imported above)
-    chromium: Callable[[], Any], asgi_servers: Callable[..., AsgiServer], people: People, allowed: dict[str, Any],
-    page_origin: str,
+def test_the_js_client_on_uvicorn_receives_and_comes_back_after_a_drain(
+    chromium: Callable[[], Any],  # noqa: F811  (the fixtures imported above)
+    asgi_servers: Callable[..., AsgiServer],
+    people: People,
+    allowed: dict[str, Any],  # noqa: F811
+    page_origin: str,  # noqa: F811
 ) -> None:
     server = asgi_servers("uvicorn", allowed)
     cookie = people.cookie("alice")  # before the browser (see tests/test_browser_client.py ``chromium``)
