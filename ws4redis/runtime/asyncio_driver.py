@@ -212,7 +212,13 @@ class AsyncioConnection:
     async def _read(self) -> None:
         """Move ASGI messages into the bounded inbox; a disconnect is the last one."""
         while True:
-            message = await self._receive()
+            try:
+                message = await self._receive()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the server failed to read: the socket is gone, never a silent hang
+                logger.warning("ws4redis: reading the websocket of %s failed: %r", self.session.label, exc)
+                message = {"type": "websocket.disconnect", "code": 1006}
             await self._inbox.put(message)
             self._wake.set()
             if message["type"] == "websocket.disconnect":
@@ -459,6 +465,8 @@ class AsyncioConnection:
 
     async def _refresh(self, now: float) -> None:
         quota, presence, online = self._quota, self._presence, self._online
+        if quota is None and not presence.channels and online is None:
+            return  # most sockets: nothing to write, no thread hop
 
         def refresh() -> None:
             if quota is not None:
