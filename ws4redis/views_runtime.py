@@ -193,10 +193,14 @@ class WebSocket:
         self.send(json.dumps(value, cls=DjangoJSONEncoder, separators=(",", ":"), ensure_ascii=False))
 
     def close(self, code: int = CloseCode.NORMAL, reason: str = "") -> None:
-        """Close the socket (idempotent); before the upgrade it only marks the view as done."""
+        """Close the socket (idempotent); before the upgrade it only marks the view as done. A close the server
+        decided (the session's: revoked 4003, drained 1001, slow consumer 4008, message too big 1009) keeps its code
+        even when the view ends normally after it."""
         if self.closed:
             return
         self.closed = True
+        if self._close is not None:  # a close the server decided (revoked, drained, slow consumer, too big) wins
+            code, reason = self._close.code, self._close.reason
         for subscription in list(self._subscriptions):
             self._detach(subscription)
         if self.accepted:

@@ -24,6 +24,7 @@ SETTINGS = frozenset({
     "WS4REDIS_HEARTBEAT", "WS4REDIS_PREFIX", "WS4REDIS_QUEUE_BYTES", "WS4REDIS_MAX_MESSAGE_SIZE",
     "WS4REDIS_SLOW_CONSUMER", "WS4REDIS_PUBLISH_RATE", "WS4REDIS_PUBLISH_BURST", "WS4REDIS_RESUME_WAIT",
     "WS4REDIS_EXPIRE", "WS4REDIS_WAKE_INTERVAL", "WS4REDIS_SUBSCRIBE_TIMEOUT", "WS4REDIS_MAX_CONNECTIONS_PER_USER",
+    "WS4REDIS_CONTROL_RATE", "WS4REDIS_CONTROL_BURST",
 })
 
 
@@ -46,12 +47,17 @@ class Config:
     wake_interval: float = 10.0  # WS4REDIS_WAKE_INTERVAL
     subscribe_timeout: float = 5.0  # WS4REDIS_SUBSCRIBE_TIMEOUT
     max_connections_per_user: int | None = None  # WS4REDIS_MAX_CONNECTIONS_PER_USER
+    # WS4REDIS_CONTROL_RATE / _BURST (None: no limit): the allowance a driver's ``allow`` spends (``Session.receive``);
+    # the gevent transports keep their own, shared with ping and pong frames.
+    control_rate: float | None = 10.0
+    control_burst: float = 50.0
 
     @classmethod
     def from_settings(cls, get: Callable[[str], Any]) -> Config:
         """Read and convert every field once through ``get`` (a setting's name -> its value or default)."""
         rate = get("WS4REDIS_PUBLISH_RATE")
         limit = get("WS4REDIS_MAX_CONNECTIONS_PER_USER")
+        control = get("WS4REDIS_CONTROL_RATE")
         return cls(
             heartbeat=get("WS4REDIS_HEARTBEAT") or None,
             prefix=get("WS4REDIS_PREFIX"),
@@ -65,4 +71,6 @@ class Config:
             wake_interval=float(get("WS4REDIS_WAKE_INTERVAL")),
             subscribe_timeout=float(get("WS4REDIS_SUBSCRIBE_TIMEOUT")),
             max_connections_per_user=int(limit) if limit else None,
+            control_rate=float(control) if control else None,
+            control_burst=float(get("WS4REDIS_CONTROL_BURST")),
         )
