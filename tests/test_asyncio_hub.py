@@ -195,6 +195,44 @@ def test_a_killed_link_is_reconnected_and_listeners_are_told_once_after_every_ch
     run(main)
 
 
+@override_settings(WS4REDIS_HISTORY={"kept": {"size": 100, "ttl": 60}})
+def test_after_a_reconnect_history_replays_what_the_dead_link_missed_and_nothing_twice(client: redis.Redis) -> None:
+    from ws4redis.history import Recovery
+
+    async def main(hub: AsyncioHub) -> None:
+        name = channel_of("kept")
+        listener = Recorder()
+        await hub.attach(listener, [name], timeout=WAIT)
+        recovery = Recovery([name])  # what a driver keeps per socket
+        await asyncio.to_thread(recovery.start, get_connection())
+        got: list[bytes] = []
+
+        async def take(until: bytes) -> None:
+            while True:
+                delivery = await listener.next()
+                if recovery.fresh(delivery.channel, delivery.id):
+                    got.append(delivery.data)
+                if delivery.data == until:
+                    return
+
+        assert await publish("kept", "m1") == 1
+        await take(b"m1")
+        [link] = hub_links(client, hub)
+        client.client_kill_filter(_id=link["id"])
+        publisher = RedisPublisher(facility="kept", broadcast=True)
+        for number in range(2, 6):  # the loop is blocked meanwhile: the hub cannot have reconnected yet
+            publisher.publish_message(f"m{number}")
+        assert (await listener.notice())[0] == "reconnected"
+        replayed, lost = await asyncio.to_thread(recovery.replay, get_connection(), dict(recovery.last))
+        assert lost == []
+        got.extend(data for _, _, data, _ in replayed)
+        assert await publish("kept", "m6") == 1
+        await take(b"m6")
+        assert got == [f"m{number}".encode() for number in range(1, 7)]  # each once, in publish order
+
+    run(main)
+
+
 def test_a_silent_link_is_cut_by_the_keepalive_and_reconnected(client: redis.Redis,
                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(asyncio_hub, "PING_INTERVAL", 0.1)
