@@ -476,3 +476,29 @@ def test_cluster_subscriptions_are_sharded_and_survive_a_killed_shard_link(clust
             run(main)
         finally:
             reset_pool()
+
+
+# -- the rules both hubs share (ws4redis.runtime.dispatch), on the gevent hub ------------------------------------
+class _Told:
+    """A gevent-hub listener that keeps its shutdown notices."""
+
+    def __init__(self) -> None:
+        self.shutdowns: list[int] = []
+
+    def shutdown(self, reconnect_in_ms: int) -> None:
+        self.shutdowns.append(reconnect_in_ms)
+
+
+def test_the_gevent_hub_drains_over_a_window_that_is_no_number_and_counts_junk_control_messages() -> None:
+    from ws4redis.hub import Hub
+
+    hub = Hub()  # never started: _dispatch is what its reader calls for each message
+    listener = _Told()
+    hub._listeners["c"] = {listener}  # type: ignore[dict-item]
+    before = bad_records()
+    for window in ("inf", "nan", "-inf"):  # int(inf * 1000) raised before: nobody was drained
+        hub._dispatch(hub.control_channel, json.dumps({"type": "drain", "window": window}).encode())
+    assert len(listener.shutdowns) == 3 and all(500 <= delay <= 10_000 for delay in listener.shutdowns)
+    hub._dispatch(hub.control_channel, b'{"type": "reboot"}')  # ignored without a trace before
+    hub._dispatch(hub.control_channel, b"[]")
+    assert bad_records() - before == 2
