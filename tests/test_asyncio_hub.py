@@ -277,6 +277,7 @@ def test_presence_offline_of_a_dead_process_is_sent_by_the_hubs_sweeper(redis_se
         run(main)
 
 
+@override_settings(WS4REDIS_PREFIX="aio")  # control messages of its own: other hubs of the session listen to "test:"
 def test_revoke_and_drain_through_the_control_channel(client: redis.Redis) -> None:
     async def main(hub: AsyncioHub) -> None:
         ann, ann_other_session, bob = Recorder(), Recorder(), Recorder()
@@ -304,6 +305,7 @@ def test_revoke_and_drain_through_the_control_channel(client: redis.Redis) -> No
     run(main)
 
 
+@override_settings(WS4REDIS_PREFIX="aio")  # control messages of its own: other hubs of the session listen to "test:"
 def test_hostile_records_are_counted_and_never_cost_the_link(client: redis.Redis) -> None:
     async def main(hub: AsyncioHub) -> None:
         listener = Recorder()
