@@ -126,7 +126,6 @@ def test_attach_returns_once_subscribed_and_deliveries_carry_the_envelope(client
 
 def test_channels_are_reference_counted_on_one_pubsub_link(client: redis.Redis) -> None:
     async def main(hub: AsyncioHub) -> None:
-        baseline = hub.table_sizes()
         first, second = Recorder(), Recorder()
         shared, other = channel_of("shared"), channel_of("other")
         await hub.attach(first, [shared], timeout=WAIT, identity=[("user", "ann")])
@@ -144,16 +143,17 @@ def test_channels_are_reference_counted_on_one_pubsub_link(client: redis.Redis) 
         assert first.deliveries.empty()
 
         hub.detach(second, [shared, other], identity=[("user", "bob")])
-        # Commands reach Redis in order: once a later SUBSCRIBE is confirmed, the UNSUBSCRIBE was done.
-        await hub.attach(Recorder(), [channel_of("later")], timeout=WAIT)
-        assert numsub(client, shared, other) == {shared: 0, other: 0}
-        assert await publish("shared", "nobody") == 0
-
         for index, listener in enumerate(crowd):
             hub.detach(listener, [channel_of(f"crowd{index % 40}")])
+        # Commands reach Redis in order: once a later SUBSCRIBE is confirmed, every UNSUBSCRIBE was answered.
+        await hub.attach(Recorder(), [channel_of("later")], timeout=WAIT)
+        assert numsub(client, shared, other, channel_of("crowd0")) == {shared: 0, other: 0, channel_of("crowd0"): 0}
+        assert await publish("shared", "nobody") == 0
         assert hub.channels == [channel_of("later")]
-        sizes = hub.table_sizes()
-        assert sizes["identities"] == baseline["identities"] and sizes["listeners"] == 1
+        assert int(hub_links(client, hub)[0]["sub"]) == 2
+        # Every table is back to one channel: nothing of the 202 listeners stays behind.
+        assert hub.table_sizes() == {"listeners": 1, "ready": 1, "unconfirmed": 0, "identities": 0,
+                                     "unsubscribing": 0}
 
     run(main)
 
@@ -191,6 +191,44 @@ def test_a_killed_link_is_reconnected_and_listeners_are_told_once_after_every_ch
         assert await publish("many0", "to both") == 1
         assert (await quiet.next()).data == b"to both"
         assert listener.notices.empty() and quiet.notices.empty()  # exactly one notice each
+
+    run(main)
+
+
+@override_settings(WS4REDIS_HISTORY={"kept": {"size": 100, "ttl": 60}})
+def test_after_a_reconnect_history_replays_what_the_dead_link_missed_and_nothing_twice(client: redis.Redis) -> None:
+    from ws4redis.history import Recovery
+
+    async def main(hub: AsyncioHub) -> None:
+        name = channel_of("kept")
+        listener = Recorder()
+        await hub.attach(listener, [name], timeout=WAIT)
+        recovery = Recovery([name])  # what a driver keeps per socket
+        await asyncio.to_thread(recovery.start, get_connection())
+        got: list[bytes] = []
+
+        async def take(until: bytes) -> None:
+            while True:
+                delivery = await listener.next()
+                if recovery.fresh(delivery.channel, delivery.id):
+                    got.append(delivery.data)
+                if delivery.data == until:
+                    return
+
+        assert await publish("kept", "m1") == 1
+        await take(b"m1")
+        [link] = hub_links(client, hub)
+        client.client_kill_filter(_id=link["id"])
+        publisher = RedisPublisher(facility="kept", broadcast=True)
+        for number in range(2, 6):  # the loop is blocked meanwhile: the hub cannot have reconnected yet
+            publisher.publish_message(f"m{number}")
+        assert (await listener.notice())[0] == "reconnected"
+        replayed, lost = await asyncio.to_thread(recovery.replay, get_connection(), dict(recovery.last))
+        assert lost == []
+        got.extend(data for _, _, data, _ in replayed)
+        assert await publish("kept", "m6") == 1
+        await take(b"m6")
+        assert got == [f"m{number}".encode() for number in range(1, 7)]  # each once, in publish order
 
     run(main)
 
@@ -239,6 +277,7 @@ def test_presence_offline_of_a_dead_process_is_sent_by_the_hubs_sweeper(redis_se
         run(main)
 
 
+@override_settings(WS4REDIS_PREFIX="aio")  # control messages of its own: other hubs of the session listen to "test:"
 def test_revoke_and_drain_through_the_control_channel(client: redis.Redis) -> None:
     async def main(hub: AsyncioHub) -> None:
         ann, ann_other_session, bob = Recorder(), Recorder(), Recorder()
@@ -266,6 +305,7 @@ def test_revoke_and_drain_through_the_control_channel(client: redis.Redis) -> No
     run(main)
 
 
+@override_settings(WS4REDIS_PREFIX="aio")  # control messages of its own: other hubs of the session listen to "test:"
 def test_hostile_records_are_counted_and_never_cost_the_link(client: redis.Redis) -> None:
     async def main(hub: AsyncioHub) -> None:
         listener = Recorder()
@@ -438,3 +478,29 @@ def test_cluster_subscriptions_are_sharded_and_survive_a_killed_shard_link(clust
             run(main)
         finally:
             reset_pool()
+
+
+# -- the rules both hubs share (ws4redis.runtime.dispatch), on the gevent hub ------------------------------------
+class _Told:
+    """A gevent-hub listener that keeps its shutdown notices."""
+
+    def __init__(self) -> None:
+        self.shutdowns: list[int] = []
+
+    def shutdown(self, reconnect_in_ms: int) -> None:
+        self.shutdowns.append(reconnect_in_ms)
+
+
+def test_the_gevent_hub_drains_over_a_window_that_is_no_number_and_counts_junk_control_messages() -> None:
+    from ws4redis.hub import Hub
+
+    hub = Hub()  # never started: _dispatch is what its reader calls for each message
+    listener = _Told()
+    hub._listeners["c"] = {listener}  # type: ignore[dict-item]
+    before = bad_records()
+    for window in ("inf", "nan", "-inf"):  # int(inf * 1000) raised before: nobody was drained
+        hub._dispatch(hub.control_channel, json.dumps({"type": "drain", "window": window}).encode())
+    assert len(listener.shutdowns) == 3 and all(500 <= delay <= 10_000 for delay in listener.shutdowns)
+    hub._dispatch(hub.control_channel, b'{"type": "reboot"}')  # ignored without a trace before
+    hub._dispatch(hub.control_channel, b"[]")
+    assert bad_records() - before == 2

@@ -35,6 +35,7 @@ from ws4redis.exceptions import Ws4RedisError
 from ws4redis.redis_store import new_client
 from ws4redis.revocation import control_channel
 from ws4redis.runtime.dispatch import HubDispatch, reconnect_delay
+from ws4redis.runtime.subscriptions import Subscriptions
 
 __all__ = ["Delivery", "Hub", "HubUnavailable", "Listener", "get_hub", "is_text"]
 
@@ -72,12 +73,11 @@ class Hub:
     """The process's single pub/sub reader and its channel -> listeners table."""
 
     def __init__(self) -> None:
-        self._listeners: dict[str, set[Listener]] = {}
-        self._by_identity: dict[tuple[str, str], set[Listener]] = {}  # ("user"|"session", name) -> listeners
-        self._ready: dict[str, gevent.event.Event] = {}
-        # SUBSCRIBEs sent and not yet confirmed, per channel; an entry goes when its count is back to zero, so the
-        # table holds only what is in flight (it grew by every channel name ever subscribed: issue 19).
-        self._unconfirmed: dict[str, int] = {}
+        # The channel table, shared with the asyncio hub (ws4redis.runtime.subscriptions); its dicts under the names
+        # the rest of this class and the dispatch read.
+        self._subs = Subscriptions(gevent.event.Event)
+        self._listeners: dict[str, set[Listener]] = self._subs.listeners
+        self._by_identity: dict[tuple[str, str], set[Listener]] = self._subs.by_identity
         self._pubsub: Any = None
         self._client: redis.Redis | None = None
         self._write_lock = gevent.lock.Semaphore()
@@ -87,10 +87,6 @@ class Hub:
         self._heartbeat = settings.get("WS4REDIS_HEARTBEAT")
         self.control_channel = control_channel()
         self.reconnects = 0
-        # After a reconnect: the channels whose resubscription Redis has yet to confirm before the listeners are told
-        # (None: nobody is owed a notice). Kept across failed attempts, so a link lost again before it got there
-        # still owes it.
-        self._resubscribing: set[str] | None = None
         self._last_seen = time.monotonic()
         self._rules = HubDispatch(
             logger, listeners=self._listeners, by_identity=self._by_identity, control_channel=self.control_channel,
@@ -106,47 +102,20 @@ class Hub:
         ``identity`` (``("user", name)``, ``("session", key)``) is what a revocation of this listener names.
         """
         self._ensure_running()
-        for key in identity:
-            self._by_identity.setdefault(key, set()).add(listener)
-        channels = list(dict.fromkeys(channels))
-        new: list[str] = []
-        for channel in channels:
-            listeners = self._listeners.get(channel)
-            if listeners is None:
-                listeners = self._listeners[channel] = set()
-                self._ready[channel] = gevent.event.Event()
-                new.append(channel)
-            listeners.add(listener)
+        channels, identity = list(dict.fromkeys(channels)), list(identity)
+        new = self._subs.add(listener, channels, identity)
         if new:
-            metrics.SUBSCRIPTIONS.set(len(self._listeners))
             self._subscribe(new)
-        for channel in channels:
-            ready = self._ready.get(channel)
-            if ready is not None and not ready.wait(timeout):
-                self.detach(listener, channels)
+        for ready in self._subs.waits(channels):
+            if not ready.wait(timeout):
+                self.detach(listener, channels, identity=identity)
                 # The channel name is not in the message: a session channel's name holds the session key.
                 raise HubUnavailable(f"Redis did not confirm a subscription within {timeout}s")
 
     def detach(self, listener: Listener, channels: Iterable[str], *, identity: Iterable[tuple[str, str]] = ()) -> None:
         """Stop listening on ``channels``; a channel nobody listens to any more is unsubscribed."""
-        for key in identity:
-            holders = self._by_identity.get(key)
-            if holders is not None:
-                holders.discard(listener)
-                if not holders:
-                    del self._by_identity[key]
-        gone: list[str] = []
-        for channel in dict.fromkeys(channels):
-            listeners = self._listeners.get(channel)
-            if listeners is None:
-                continue
-            listeners.discard(listener)
-            if not listeners:
-                del self._listeners[channel]
-                self._ready.pop(channel, None)
-                gone.append(channel)
+        gone = self._subs.remove(listener, channels, identity)
         if gone:
-            metrics.SUBSCRIPTIONS.set(len(self._listeners))
             self._command("UNSUBSCRIBE", gone)
 
     def confirmed(self, channels: Iterable[str], timeout: float) -> bool:
@@ -154,11 +123,7 @@ class Hub:
 
         A replay from history must start after the subscription is live, or what is published in between is lost.
         """
-        for channel in channels:
-            ready = self._ready.get(channel)
-            if ready is not None and not ready.wait(timeout):
-                return False
-        return True
+        return all(ready.wait(timeout) for ready in self._subs.waits(channels))
 
     @property
     def channels(self) -> list[str]:
@@ -168,10 +133,7 @@ class Hub:
     def table_sizes(self) -> dict[str, int]:
         """Entries in each table a client can add to (for status pages, and tests proving they are bounded: every
         one returns to its size before a client subscribed to and unsubscribed from any number of channels)."""
-        sizes = {
-            "listeners": len(self._listeners), "ready": len(self._ready), "unconfirmed": len(self._unconfirmed),
-            "identities": len(self._by_identity),
-        }
+        sizes = self._subs.sizes()
         for name in ("channels", "pending_unsubscribe_channels"):  # redis-py's own records of the subscriptions
             table = getattr(self._pubsub, name, None)
             if isinstance(table, (dict, set)):
@@ -192,11 +154,10 @@ class Hub:
     def _subscribe(self, channels: list[str]) -> None:
         if not channels:
             return
-        for channel in channels:
-            self._unconfirmed[channel] = self._unconfirmed.get(channel, 0) + 1
+        self._subs.sent(channels)
         if not self._command("SUBSCRIBE", channels):
             for channel in channels:  # not sent: the reconnect will subscribe every channel afresh
-                self._settle(channel)
+                self._subs.settle(channel)
 
     def _command(self, name: str, channels: list[str]) -> bool:
         """Send a (UN)SUBSCRIBE on the pub/sub link; ``False`` when there is no link (the reconnect covers it)."""
@@ -235,10 +196,7 @@ class Hub:
             pubsub.on_connect = self._refuse_reconnect  # type: ignore[method-assign]
         # Subscribed at all times (to the control channel at least), so redis-py never reads from the socket
         # outside the reader greenlet to check health.
-        channels = [self.control_channel, *self._listeners]
-        self._unconfirmed = {channel: 1 for channel in channels}
-        if self._resubscribing is not None:
-            self._resubscribing = set(channels)
+        channels = self._subs.link_up(self.control_channel)
         with self._write_lock:
             for start in range(0, len(channels), _SUBSCRIBE_CHUNK):
                 pubsub.subscribe(*channels[start : start + _SUBSCRIBE_CHUNK])
@@ -260,8 +218,7 @@ class Hub:
         self._connected.clear()
         pubsub, self._pubsub = self._pubsub, None
         client, self._client = self._client, None
-        for ready in self._ready.values():
-            ready.clear()
+        self._subs.link_lost(owe_notice=False)
         for closable in (pubsub, client):
             if closable is not None:
                 try:
@@ -283,7 +240,7 @@ class Hub:
                 if self._stopping:
                     break
                 failures += 1
-                self._resubscribing = self._resubscribing or set()  # owed once the next link is confirmed
+                self._subs.link_lost(owe_notice=True)  # listeners are owed a notice once the next link is confirmed
                 delay = reconnect_delay(failures)
                 if isinstance(exc, (redis.ConnectionError, redis.TimeoutError, OSError)):
                     logger.warning("ws4redis hub: Redis pub/sub link lost (%s); retrying in %.2fs", exc, delay)
@@ -314,28 +271,13 @@ class Hub:
         """The next reply on the pub/sub link, waiting as long as it takes (``ws4redis.threaded`` reads elsewhere)."""
         return pubsub.parse_response(block=True)
 
-    def _settle(self, channel: str) -> int:
-        """One SUBSCRIBE of ``channel`` is settled (confirmed, or never sent); how many are still in flight."""
-        left = self._unconfirmed.pop(channel, 1) - 1
-        if left > 0:
-            self._unconfirmed[channel] = left
-        return left
-
     def _confirm(self, channel: str) -> None:
-        left = self._settle(channel)
-        ready = self._ready.get(channel)
-        if left <= 0 and ready is not None and channel in self._listeners:
-            ready.set()
-        resubscribing = self._resubscribing
-        if resubscribing is not None:
-            resubscribing.discard(channel)
-            if not resubscribing:
-                self._resubscribed()
+        if self._subs.confirm(channel):
+            self._resubscribed()
 
     def _resubscribed(self) -> None:
         """Redis confirmed every channel on the new link: only now are the listeners told (a v2 client gets
         ``reconnected``), so what is published once a client knows reaches it, however slowly the SUBSCRIBE went."""
-        self._resubscribing = None
         logger.warning("ws4redis hub: reconnected to Redis, resubscribed %d channels", len(self._listeners))
         self._notify_reconnected()
 

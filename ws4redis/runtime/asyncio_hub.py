@@ -37,6 +37,7 @@ from ws4redis.presence_dispatch import send_now
 from ws4redis.revocation import control_channel
 from ws4redis.runtime.dispatch import HubDispatch, reconnect_delay
 from ws4redis.runtime.redis_links import Links, open_links
+from ws4redis.runtime.subscriptions import Subscriptions
 
 __all__ = ["AsyncioHub", "get_asyncio_hub", "reset_asyncio_hub"]
 
@@ -49,14 +50,9 @@ class AsyncioHub:
     """One event loop's pub/sub links and its channel -> listeners table."""
 
     def __init__(self) -> None:
-        self._listeners: dict[str, set[Listener]] = {}
-        self._by_identity: dict[tuple[str, str], set[Listener]] = {}  # ("user"|"session", name) -> listeners
-        self._ready: dict[str, asyncio.Event] = {}  # set once Redis confirmed the channel on the current link
-        self._unconfirmed: dict[str, int] = {}  # SUBSCRIBEs sent and not yet confirmed, per channel
-        self._unsubscribing: dict[str, int] = {}  # UNSUBSCRIBEs sent and not yet confirmed, per channel
-        # After a reconnect: the channels Redis has yet to confirm before the listeners are told (None: nobody is
-        # owed a notice). Kept across failed attempts: a link lost again before it got there still owes it.
-        self._resubscribing: set[str] | None = None
+        self._subs = Subscriptions(asyncio.Event)  # the channel table, shared with the gevent hub
+        self._listeners: dict[str, set[Listener]] = self._subs.listeners
+        self._unsubscribing: dict[str, int] = {}  # UNSUBSCRIBEs sent and not yet answered, per channel
         self._links: Links | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = False
@@ -65,7 +61,7 @@ class AsyncioHub:
         self.reconnects = 0
         self.name = f"ws4redis-hub:{socket.gethostname()}:{os.getpid()}"  # as the gevent hub: CLIENT LIST shows it
         self._rules = HubDispatch(
-            logger, listeners=self._listeners, by_identity=self._by_identity, control_channel=self.control_channel,
+            logger, listeners=self._listeners, by_identity=self._subs.by_identity, control_channel=self.control_channel,
             heartbeat=settings.get("WS4REDIS_HEARTBEAT"), delivery=Delivery, answer_probe=self._answer_probe,
         )
 
@@ -78,20 +74,9 @@ class AsyncioHub:
         ``identity`` (``("user", name)``, ``("session", key)``) is what a revocation of this listener names.
         """
         self._ensure_running()
-        identity = list(identity)
-        for key in identity:
-            self._by_identity.setdefault(key, set()).add(listener)
-        channels = list(dict.fromkeys(channels))
-        new: list[str] = []
-        for channel in channels:
-            listeners = self._listeners.get(channel)
-            if listeners is None:
-                listeners = self._listeners[channel] = set()
-                self._ready[channel] = asyncio.Event()
-                new.append(channel)
-            listeners.add(listener)
+        channels, identity = list(dict.fromkeys(channels)), list(identity)
+        new = self._subs.add(listener, channels, identity)
         if new:
-            metrics.SUBSCRIPTIONS.set(len(self._listeners))
             self._subscribe(new)
         try:
             if not await self.confirmed(channels, timeout):
@@ -103,34 +88,17 @@ class AsyncioHub:
 
     def detach(self, listener: Listener, channels: Iterable[str], *, identity: Iterable[tuple[str, str]] = ()) -> None:
         """Stop listening on ``channels``; a channel nobody listens to any more is unsubscribed."""
-        for key in identity:
-            holders = self._by_identity.get(key)
-            if holders is not None:
-                holders.discard(listener)
-                if not holders:
-                    del self._by_identity[key]
-        gone: list[str] = []
-        for channel in dict.fromkeys(channels):
-            listeners = self._listeners.get(channel)
-            if listeners is None:
-                continue
-            listeners.discard(listener)
-            if not listeners:
-                del self._listeners[channel]
-                self._ready.pop(channel, None)
-                gone.append(channel)
-        if gone:
-            metrics.SUBSCRIPTIONS.set(len(self._listeners))
-            if self._command("UNSUBSCRIBE", gone):
-                for channel in gone:
-                    self._unsubscribing[channel] = self._unsubscribing.get(channel, 0) + 1
+        gone = self._subs.remove(listener, channels, identity)
+        if gone and self._command("UNSUBSCRIBE", gone):
+            for channel in gone:
+                self._unsubscribing[channel] = self._unsubscribing.get(channel, 0) + 1
 
     async def confirmed(self, channels: Iterable[str], timeout: float) -> bool:
         """Wait until Redis confirmed the subscription of each of ``channels`` (after a reconnect, say).
 
         A replay from history must start after the subscription is live, or what is published in between is lost.
         """
-        waits = [ready.wait() for ready in (self._ready.get(c) for c in channels) if ready and not ready.is_set()]
+        waits = [ready.wait() for ready in self._subs.waits(channels)]
         if not waits:
             return True
         try:
@@ -146,10 +114,7 @@ class AsyncioHub:
 
     def table_sizes(self) -> dict[str, int]:
         """Entries in each table a client can add to: every one returns to its size once its sockets are gone."""
-        return {
-            "listeners": len(self._listeners), "ready": len(self._ready), "unconfirmed": len(self._unconfirmed),
-            "unsubscribing": len(self._unsubscribing), "identities": len(self._by_identity),
-        }
+        return {**self._subs.sizes(), "unsubscribing": len(self._unsubscribing)}
 
     def stop(self) -> None:
         """Stop reading; the links close as the hub's tasks end (``aclose`` waits for that)."""
@@ -174,11 +139,10 @@ class AsyncioHub:
                 self._tasks.append(asyncio.ensure_future(self._sweep()))
 
     def _subscribe(self, channels: list[str]) -> None:
-        for channel in channels:
-            self._unconfirmed[channel] = self._unconfirmed.get(channel, 0) + 1
+        self._subs.sent(channels)
         if not self._command("SUBSCRIBE", channels):
             for channel in channels:  # not sent: the reconnect will subscribe every channel afresh
-                self._settle(channel)
+                self._subs.settle(channel)
 
     def _command(self, name: str, channels: list[str]) -> bool:
         """Queue a (UN)SUBSCRIBE on the links; ``False`` when there is no link (the reconnect covers it)."""
@@ -198,19 +162,15 @@ class AsyncioHub:
 
     def _up(self, links: Links) -> None:
         """A new set of links: subscribe everything, in one go (no await here, so nobody comes or goes meanwhile)."""
-        channels = [self.control_channel, *self._listeners]
-        self._unconfirmed = {channel: 1 for channel in channels}
+        channels = self._subs.link_up(self.control_channel)
         self._unsubscribing = {}
-        if self._resubscribing is not None:
-            self._resubscribing = set(channels)
         self._links = links
         self._last_seen = time.monotonic()
         links.subscribe(channels)
 
-    async def _down(self) -> None:
+    async def _down(self, *, failed: bool = False) -> None:
         links, self._links = self._links, None
-        for ready in self._ready.values():
-            ready.clear()
+        self._subs.link_lost(owe_notice=failed)
         if links is not None:
             await links.aclose()
 
@@ -234,14 +194,13 @@ class AsyncioHub:
                     if self._stopping:
                         break
                     failures += 1
-                    self._resubscribing = self._resubscribing or set()  # owed once the next links are confirmed
                     delay = reconnect_delay(failures)
                     if isinstance(exc, (redis.ConnectionError, redis.TimeoutError, OSError)):
                         logger.warning("ws4redis asyncio hub: Redis pub/sub link lost (%s); retrying in %.2fs", exc,
                                        delay)
                     else:
                         logger.exception("ws4redis asyncio hub: reader failed; reconnecting in %.2fs", delay)
-                    await self._down()
+                    await self._down(failed=True)  # listeners are owed a notice once the next links are confirmed
                     await asyncio.sleep(delay)
         finally:
             await self._down()
@@ -259,23 +218,9 @@ class AsyncioHub:
         elif kind in (b"unsubscribe", b"sunsubscribe"):
             self._unsubscribed(channel)
 
-    def _settle(self, channel: str) -> int:
-        """One SUBSCRIBE of ``channel`` is settled (confirmed, or never sent); how many are still in flight."""
-        left = self._unconfirmed.pop(channel, 1) - 1
-        if left > 0:
-            self._unconfirmed[channel] = left
-        return left
-
     def _confirm(self, channel: str) -> None:
-        left = self._settle(channel)
-        ready = self._ready.get(channel)
-        if left <= 0 and ready is not None and channel in self._listeners:
-            ready.set()
-        resubscribing = self._resubscribing
-        if resubscribing is not None:
-            resubscribing.discard(channel)
-            if not resubscribing:
-                self._resubscribed()
+        if self._subs.confirm(channel):
+            self._resubscribed()
 
     def _unsubscribed(self, channel: str) -> None:
         """An UNSUBSCRIBE reply: ours, or Redis dropping a channel (a cluster moved its slot, a master became a
@@ -290,7 +235,6 @@ class AsyncioHub:
     def _resubscribed(self) -> None:
         """Redis confirmed every channel on the new links: only now are the listeners told, so what is published
         once a client knows reaches it, however slowly the SUBSCRIBE went."""
-        self._resubscribing = None
         logger.warning("ws4redis asyncio hub: reconnected to Redis, resubscribed %d channels", len(self._listeners))
         for listener in self._rules.each_listener():
             self._rules.tell(listener.hub_reconnected)

@@ -120,7 +120,10 @@ class Link:
             while self._outbox:
                 if not connection.is_connected:  # never let redis-py connect it again behind the hub's back
                     raise redis.ConnectionError("the hub's pub/sub link is closed")
-                await connection.send_packed_command(self._outbox.pop(0), check_health=False)
+                # Everything queued so far in one write (a burst of new sockets is a burst of SUBSCRIBEs), in order.
+                batch, self._outbox = self._outbox, []
+                await connection.send_packed_command([part for command in batch for part in command],
+                                                     check_health=False)
 
     async def read(self) -> None:
         connection = self._connection
