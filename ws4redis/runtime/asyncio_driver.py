@@ -90,8 +90,8 @@ class AsyncioConnection:
     """One websocket on asyncio: the hub's listener and the owner of its session."""
 
     __slots__ = (
-        "_allowance", "_attached", "_due", "_grants", "_handshake", "_identity", "_inbox", "_loop", "_online",
-        "_presence", "_quota", "_receive", "_send", "_wake", "_wake_at", "hub", "session",
+        "_allowance", "_attached", "_deferred", "_due", "_grants", "_handshake", "_identity", "_inbox", "_loop",
+        "_online", "_presence", "_quota", "_receive", "_send", "_wake", "_wake_at", "hub", "session",
     )
 
     def __init__(self, handshake: Any, receive: Receive, send: Send, hub: Any) -> None:
@@ -112,6 +112,9 @@ class AsyncioConnection:
         self._wake = asyncio.Event()
         self._inbox: asyncio.Queue[MutableMapping[str, Any]] = asyncio.Queue(MESSAGES_PER_ROUND)
         self._attached = False
+        # Frames the session decided before the accept (a drain or a revocation that came in while the socket
+        # opened): ASGI sends nothing before the accept, so they go out right after it, in order. None once accepted.
+        self._deferred: list[actions.Action] | None = []
         self._quota: Any = None
         self._allowance: TokenBucket | None = None
         self._wake_at: float | None = None  # a Wake action's deadline (monotonic)
@@ -182,6 +185,7 @@ class AsyncioConnection:
         metrics.CONNECTIONS.inc()
         try:
             await self._send({"type": "websocket.accept", "subprotocol": handshake.subprotocol})
+            deferred, self._deferred = self._deferred or [], None
             logger.info("ws4redis: websocket open for %s on %s", session.label, handshake.subscription.facility)
             reader = asyncio.create_task(self._read())
             # Open the session before the first await: a revocation or a drain may come in at any await from here
@@ -190,6 +194,8 @@ class AsyncioConnection:
             sub = handshake.subscription
             if session.state is State.OPENING:
                 session.opened(sub.facility, subscribe=sub.subscribe, publish=sub.publish)
+            for action in deferred:
+                await self._do(action)  # a Close among them ends the socket here
             await self._join()  # presence is written before the welcome goes out
             kept = await _in_thread(_kept, handshake)
             session.kept(kept)
@@ -275,11 +281,11 @@ class AsyncioConnection:
     def _allow(self) -> bool:
         """The socket's allowance for requests that are not publishes (``WS4REDIS_CONTROL_RATE``); pings and pongs
         are the server's business under ASGI."""
-        rate = settings.get("WS4REDIS_CONTROL_RATE")
-        if rate is None:
+        config = self.session.config
+        if config.control_rate is None:
             return True
         if self._allowance is None:
-            self._allowance = TokenBucket(float(rate), float(settings.get("WS4REDIS_CONTROL_BURST")))
+            self._allowance = TokenBucket(config.control_rate, config.control_burst)
         return self._allowance.take(time.monotonic())
 
     async def _write_queue(self) -> None:
@@ -316,7 +322,9 @@ class AsyncioConnection:
 
     async def _do(self, action: actions.Action) -> None:
         session = self.session
-        if isinstance(action, actions.Send):
+        if self._deferred is not None and isinstance(action, (actions.Send, actions.Close)):
+            self._deferred.append(action)
+        elif isinstance(action, actions.Send):
             await self._frame(action.data, action.text)
         elif isinstance(action, actions.Close):
             await self._close(action.code, action.reason)
