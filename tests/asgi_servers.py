@@ -8,6 +8,7 @@ module to use the session-wide ``asgi_servers`` factory.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import sys
@@ -57,6 +58,9 @@ class AsgiServer(Process):
             "WS4REDIS_TEST_OVERRIDES": json.dumps(overrides or {}),
         })
         environ.update(env or {})
+        module = {"gunicorn": "uvicorn_worker"}.get(name, name)
+        if importlib.util.find_spec(module) is None:  # say what is missing, not "server exited before listening"
+            raise RuntimeError(f"{module} is not installed: pip install -r requirements-test.txt")
         super().__init__(command(name, app, self.port), env=environ, cwd=ROOT)
         if wait:
             wait_for_port(self.port, proc=self.proc)
