@@ -27,6 +27,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from typing import Any, TypeVar
 
+import redis
 from asgiref.sync import sync_to_async
 
 from ws4redis import history, metrics, settings
@@ -184,7 +185,10 @@ class AsyncioConnection:
         reader: asyncio.Task[None] | None = None
         metrics.CONNECTIONS.inc()
         try:
-            await self._send({"type": "websocket.accept", "subprotocol": handshake.subprotocol})
+            try:
+                await self._send({"type": "websocket.accept", "subprotocol": handshake.subprotocol})
+            except (OSError, RuntimeError):  # the client left while its subscription was being confirmed
+                raise _Ended(1006, "") from None
             deferred, self._deferred = self._deferred or [], None
             logger.info("ws4redis: websocket open for %s on %s", session.label, handshake.subscription.facility)
             reader = asyncio.create_task(self._read())
@@ -598,7 +602,7 @@ async def serve(handshake: Any, scope: Mapping[str, Any], receive: Receive, send
     except HandshakeRefused as refusal:
         await deny(scope, send, refusal.status, refusal.detail, refusal.headers)
         return
-    except _hub_unavailable() as exc:
+    except (_hub_unavailable(), redis.RedisError, OSError) as exc:  # the quota's Redis too: come back later
         logger.error("ws4redis: %s", exc)
         await deny(scope, send, 503, "message broker unavailable", [("Retry-After", "5")])
         return
