@@ -270,3 +270,18 @@ def test_a_drain_while_sockets_are_opening_never_fails_one(uvicorn: AsgiServer) 
                 ws.shutdown()
                 break
     assert set(codes) == {CloseCode.GOING_AWAY}, sorted(codes)
+
+
+def test_a_redis_restart_keeps_the_sockets_and_tells_v2_clients(uvicorn: AsgiServer, redis_server: Any) -> None:
+    """The asyncio hub reconnects and resubscribes; each socket stays open, a v2 client is told messages may have
+    been lost (``reconnected``), and what is published afterwards arrives."""
+    from ws4redis.redis_store import reset_pool
+
+    legacy = connect(uvicorn, "/ws/restart?subscribe-broadcast")  # type: ignore[arg-type]
+    told = v2(uvicorn, "/ws/restart?subscribe-broadcast")
+    redis_server.restart()  # a new, empty Redis on the same port
+    reset_pool()  # this test process's own publishing pool held connections to the old one
+    assert recv(told)["type"] == "reconnected"  # sent once Redis confirmed the resubscription
+    RedisPublisher(facility="restart", broadcast=True).publish_message("after the restart")
+    assert recv(told)["data"] == "after the restart"
+    assert legacy.recv() == "after the restart"
