@@ -22,6 +22,7 @@ worker threads, so a slow hook holds only its own socket.
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping
@@ -92,17 +93,22 @@ class AsyncioConnection:
 
     __slots__ = (
         "_allowance", "_attached", "_deferred", "_due", "_grants", "_handshake", "_identity", "_inbox", "_loop",
-        "_online", "_presence", "_quota", "_receive", "_send", "_wake", "_wake_at", "hub", "session",
+        "_online", "_presence", "_quota", "_receive", "_request", "_room", "_send", "_subscription", "_wake",
+        "_wake_at", "hub", "session",
     )
 
     def __init__(self, handshake: Any, receive: Receive, send: Send, hub: Any) -> None:
         config = current()
-        self._handshake = handshake
+        # The handshake until the socket is open; after it only what can still be used: the request is kept for a
+        # v2 client (its run-time subscriptions are authorised with it) and for the message and disconnect hooks.
+        self._handshake: Any = handshake
+        self._request: Any = handshake.request
+        self._subscription: Any = handshake.subscription
         self._receive = receive
         self._send = send
         self.hub = hub
         self._loop = asyncio.get_running_loop()
-        hooks = _hooks(handshake)
+        hooks = _hooks(handshake.subscription)
         self.session = Session(
             config, protocol_for(handshake.subprotocol, heartbeat=config.heartbeat, prefix=config.prefix),
             listen=list(handshake.listen), publish=list(handshake.publish),
@@ -111,7 +117,8 @@ class AsyncioConnection:
         )
         self._identity = handshake.identity
         self._wake = asyncio.Event()
-        self._inbox: asyncio.Queue[MutableMapping[str, Any]] = asyncio.Queue(MESSAGES_PER_ROUND)
+        self._inbox: collections.deque[MutableMapping[str, Any]] = collections.deque()
+        self._room: asyncio.Event | None = None  # made when the inbox is full: the reader waits on it
         self._attached = False
         # Frames the session decided before the accept (a drain or a revocation that came in while the socket
         # opened): ASGI sends nothing before the accept, so they go out right after it, in order. None once accepted.
@@ -203,6 +210,7 @@ class AsyncioConnection:
             await self._join()  # presence is written before the welcome goes out
             kept = await _in_thread(_kept, handshake)
             session.kept(kept)
+            self._opened()
             await self._carry_out()
             await self._serve()
         except _Ended as ended:
@@ -219,6 +227,13 @@ class AsyncioConnection:
             metrics.CONNECTIONS.dec()
             await self._end(code, reason)
 
+    def _opened(self) -> None:
+        """Let go of what only the opening needed (the Django request is most of an idle socket's memory)."""
+        self._handshake = None
+        hooks = _hooks(self._subscription)
+        if self.session.protocol.name is None and hooks.message is None and hooks.disconnect is None:
+            self._request = None
+
     async def _read(self) -> None:
         """Move ASGI messages into the bounded inbox; a disconnect is the last one."""
         while True:
@@ -229,7 +244,12 @@ class AsyncioConnection:
             except Exception as exc:  # the server failed to read: the socket is gone, never a silent hang
                 logger.warning("ws4redis: reading the websocket of %s failed: %r", self.session.label, exc)
                 message = {"type": "websocket.disconnect", "code": 1006}
-            await self._inbox.put(message)
+            while len(self._inbox) >= MESSAGES_PER_ROUND:  # a flood waits for the server's own flow control
+                if self._room is None:
+                    self._room = asyncio.Event()
+                self._room.clear()
+                await self._room.wait()
+            self._inbox.append(message)
             self._wake.set()
             if message["type"] == "websocket.disconnect":
                 return
@@ -242,9 +262,11 @@ class AsyncioConnection:
             self._wake.clear()
             now = time.monotonic()
             for _ in range(MESSAGES_PER_ROUND):
-                if self._inbox.empty():
+                if not self._inbox:
                     break
-                self._client(self._inbox.get_nowait())
+                self._client(self._inbox.popleft())
+                if self._room is not None:
+                    self._room.set()
                 await self._carry_out()
             if now >= self._due:
                 self._due = now + self._interval()
@@ -254,20 +276,25 @@ class AsyncioConnection:
                 session.tick(now)
             await self._carry_out()
             await self._write_queue()
-            if not self._inbox.empty():
+            if self._inbox:
                 self._wake.set()  # input left: the next round, after the loop served the others
                 await asyncio.sleep(0)
 
     async def _wait(self) -> None:
+        """Until a wake-up (a message, a delivery, a close) or the next timer: one timer handle, no extra task."""
+        now = time.monotonic()
+        if self._wake_at is not None and now >= self._wake_at:
+            self._wake_at = None
         deadline = self._due if self._wake_at is None else min(self._due, self._wake_at)
-        timeout = max(0.0, deadline - time.monotonic())
+        if self._wake.is_set():
+            return
+        timer = self._loop.call_later(max(0.0, deadline - now), self._wake.set)
+        try:
+            await self._wake.wait()
+        finally:
+            timer.cancel()
         if self._wake_at is not None and time.monotonic() >= self._wake_at:
             self._wake_at = None
-        try:
-            await asyncio.wait_for(self._wake.wait(), timeout)
-        except TimeoutError:
-            if self._wake_at is not None and time.monotonic() >= self._wake_at:
-                self._wake_at = None
 
     def _interval(self) -> float:
         return min(self.session.config.wake_interval, self._presence.refresh_every)
@@ -400,10 +427,9 @@ class AsyncioConnection:
         as Python cannot interrupt it."""
         from ws4redis.hooks import HookFailed
 
-        handshake = self._handshake
-        hooks = _hooks(handshake)
+        hooks = _hooks(self._subscription)
         timeout = settings.get("WS4REDIS_HOOK_TIMEOUT")
-        work = _in_thread(hooks.run_message, handshake.request, handshake.subscription, action.data)
+        work = _in_thread(hooks.run_message, self._request, self._subscription, action.data)
         try:
             data = await asyncio.wait_for(work, float(timeout) if timeout else None)
         except HookFailed:
@@ -413,7 +439,7 @@ class AsyncioConnection:
             metrics.DROPPED.labels("message_hook_failed").inc()
             logger.error(
                 "ws4redis: message hook of %r took over %ss (WS4REDIS_HOOK_TIMEOUT)",
-                handshake.subscription.facility, timeout,
+                self._subscription.facility, timeout,
             )
             self.session.hook_failed()
             return
@@ -430,8 +456,8 @@ class AsyncioConnection:
         try:
             grant = await _in_django(
                 lambda: multiplex.authorise_subscribe(
-                    self._handshake.request, change.facility, change.audiences,
-                    echo=self._handshake.subscription.echo, listening=len(session.listen),
+                    self._request, change.facility, change.audiences,
+                    echo=self._subscription.echo, listening=len(session.listen),
                 )
             )
             new = [c for c in grant.channels if c not in session.listen]
@@ -441,7 +467,7 @@ class AsyncioConnection:
             session.refused(change, getattr(refusal, "detail", None) or str(refusal) or "permission denied")
             return
         facility = grant.subscription.facility
-        if grant.hooks.disconnect is not None and new and facility != self._handshake.subscription.facility:
+        if grant.hooks.disconnect is not None and new and facility != self._subscription.facility:
             self._grants.setdefault(facility, (grant, set()))[1].update(new)
         session.subscribed(change, grant.audiences, new)
 
@@ -452,7 +478,7 @@ class AsyncioConnection:
         session = self.session
         change = action.change
         try:
-            dropped = multiplex.channels_to_drop(self._handshake.request, change.facility, change.audiences)
+            dropped = multiplex.channels_to_drop(self._request, change.facility, change.audiences)
         except HandshakeRefused as refusal:
             session.refused(change, refusal.detail)
             return
@@ -524,10 +550,9 @@ class AsyncioConnection:
             logger.warning("ws4redis: presence leave for %s failed (%s)", session.label, exc)
         metrics.CLOSED.labels(str(int(code))).inc()
         logger.info("ws4redis: websocket closed for %s (%d %s)", session.label, code, reason)
-        handshake = self._handshake
-        hooks = _hooks(handshake)
+        hooks = _hooks(self._subscription)
         if hooks.disconnect is not None:
-            await _in_thread(hooks.run_disconnect, handshake.request, handshake.subscription)
+            await _in_thread(hooks.run_disconnect, self._request, self._subscription)
         grants, self._grants = self._grants, {}
         for grant, _channels in grants.values():
             await _in_thread(grant.hooks.run_disconnect, grant.request, grant.subscription)
@@ -561,10 +586,10 @@ async def send_close(send: Send, code: int, reason: str, *, label: str) -> None:
             logger.debug("ws4redis: the server refused close code %d (%r); closing with 1000", attempt, exc)
 
 
-def _hooks(handshake: Any) -> Any:
+def _hooks(subscription: Any) -> Any:
     from ws4redis.hooks import hooks_for
 
-    return hooks_for(handshake.subscription.facility)
+    return hooks_for(subscription.facility)
 
 
 def _hub_unavailable() -> type[Exception]:
