@@ -4,6 +4,7 @@ through ``get_asgi_application()``; a broken setting stops the server at the lif
 
 from __future__ import annotations
 
+import signal
 import urllib.error
 import urllib.request
 from collections.abc import Callable
@@ -116,3 +117,21 @@ def test_the_scope_becomes_the_environ_a_wsgi_server_would_give() -> None:
     assert environ["wsgi.url_scheme"] == "https"
     check_upgrade(environ)  # an HTTP/2 websocket has no Upgrade headers: the server did the upgrade
     assert choose_subprotocol(environ) == "ws4redis.v2"
+
+
+def test_the_server_stops_cleanly_with_sockets_open(redis_server: Any, django_db_setup: Any) -> None:
+    """SIGTERM: uvicorn closes the open sockets, the lifespan's shutdown closes the hub; no traceback. (uvicorn
+    re-raises the signal once it has shut down, so its exit status is -SIGTERM, as for any graceful stop.)"""
+    import websocket
+
+    server = AsgiServer("uvicorn")
+    try:
+        ws = websocket.create_connection(f"ws://127.0.0.1:{server.port}/ws/bye?subscribe-broadcast", timeout=5)
+        server.proc.send_signal(signal.SIGTERM)
+        assert server.proc.wait(timeout=15) in (0, -signal.SIGTERM)
+        ws.close()
+    finally:
+        server.stop()
+    assert "Application shutdown complete" in server.output()
+    assert "Finished server process" in server.output()
+    assert "Traceback" not in server.output(), server.output()
