@@ -5,7 +5,8 @@
 - ``ws4redis.asgi.get_asgi_application()``: Django and websockets in one application, for the project's ``asgi.py``.
 
 The modules: ``handshake`` (scope to environ, then ``ws4redis.auth``), ``refusal`` (statuses before the upgrade),
-``lifespan``, ``websocket`` (the websocket application), ``routing`` (Django or ws4redis). The socket itself is run by
+``lifespan``, ``websocket`` (the websocket application; not ``application.py``, whose name the ``application`` object
+would shadow), ``routing`` (Django or ws4redis), ``views`` (websocket views in a thread). The socket itself is run by
 ``ws4redis.runtime.asyncio_driver``. Nothing happens at import.
 """
 
