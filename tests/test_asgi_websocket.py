@@ -25,6 +25,7 @@ from tests.test_deployment import NGINX, Nginx, get
 from tests.test_history import HISTORY, V2Client
 from tests.test_presence import PRESENCE, labels
 from tests.test_revocation import assert_closed, logged_in_client
+from tests.test_websocket import wait_until
 from ws4redis.exceptions import CloseCode
 from ws4redis.publisher import RedisPublisher
 
@@ -285,3 +286,37 @@ def test_a_redis_restart_keeps_the_sockets_and_tells_v2_clients(uvicorn: AsgiSer
     RedisPublisher(facility="restart", broadcast=True).publish_message("after the restart")
     assert recv(told)["data"] == "after the restart"
     assert legacy.recv() == "after the restart"
+
+
+def test_a_client_that_stops_reading_is_dropped_without_holding_the_others(
+    asgi_servers: Callable[..., AsgiServer],
+) -> None:
+    """Its queue reaches WS4REDIS_QUEUE_BYTES while its task waits to write to it: the session gives up on it (4008,
+    counted) at once, not after the 30 s send timeout, and lets go of its queue and subscriptions; a reading client
+    on the same channel gets every message meanwhile. (The TCP connection itself is the server's: ASGI has no way
+    to abort it, and uvicorn closes it once its buffer drains or its own pings time out.)"""
+    import socket
+    import time
+    import urllib.request
+
+    from tests.servers import raw_upgrade
+
+    server = asgi_servers("uvicorn", {"WS4REDIS_QUEUE_BYTES": 200_000})
+
+    def dropped() -> bool:
+        page = urllib.request.urlopen(f"http://127.0.0.1:{server.port}/metrics", timeout=5).read().decode()
+        return 'ws4redis_connections_closed_total{code="4008"} 1.0' in page
+
+    assert not dropped()
+    stuck = raw_upgrade(server.port, "/ws/flood?subscribe-broadcast")
+    stuck.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # and it never reads
+    reader = connect(server, "/ws/flood?subscribe-broadcast")  # type: ignore[arg-type]
+    publisher = RedisPublisher(facility="flood", broadcast=True)
+    payload = "x" * 20_000
+    started = time.monotonic()
+    for i in range(300):  # 6 MB: far more than the socket buffers and the queue limit hold
+        publisher.publish_message(f"{i:04d}{payload}")
+        assert reader.recv()[:4] == f"{i:04d}"
+    wait_until(dropped, timeout=10)
+    assert time.monotonic() - started < 15
+    stuck.close()

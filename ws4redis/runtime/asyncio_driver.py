@@ -92,9 +92,9 @@ class AsyncioConnection:
     """One websocket on asyncio: the hub's listener and the owner of its session."""
 
     __slots__ = (
-        "_allowance", "_attached", "_deferred", "_due", "_grants", "_handshake", "_identity", "_inbox", "_loop",
-        "_online", "_presence", "_quota", "_receive", "_request", "_room", "_send", "_subscription", "_wake",
-        "_wake_at", "hub", "session",
+        "_abort", "_allowance", "_attached", "_deferred", "_due", "_grants", "_handshake", "_identity", "_inbox",
+        "_loop", "_online", "_presence", "_quota", "_receive", "_request", "_room", "_send", "_sending",
+        "_subscription", "_task", "_wake", "_wake_at", "hub", "session",
     )
 
     def __init__(self, handshake: Any, receive: Receive, send: Send, hub: Any) -> None:
@@ -126,6 +126,9 @@ class AsyncioConnection:
         self._quota: Any = None
         self._allowance: TokenBucket | None = None
         self._wake_at: float | None = None  # a Wake action's deadline (monotonic)
+        self._task: asyncio.Task[Any] | None = None  # the socket's task, once it serves
+        self._sending: asyncio.TimerHandle | None = None  # the send timeout, while a send waits on the client
+        self._abort: _Ended | None = None  # why the socket's task was cancelled by this connection itself
         self._due = 0.0  # the next periodic wake-up (monotonic)
         self._grants: dict[str, tuple[Any, set[str]]] = {}  # run-time facilities with a disconnect hook
         from ws4redis.presence import tracker_for
@@ -138,8 +141,12 @@ class AsyncioConnection:
     # -- the hub's callbacks (on the loop, from the hub's reader): queue and wake, never block ---------------------
     def deliver(self, delivery: Delivery) -> None:
         result = self.session.deliver(delivery)
-        if result == FIRST or result == WAKE:
+        if result == FIRST:
             self._wake.set()
+        elif result == WAKE:
+            self._wake.set()
+            if self._sending is not None:  # blocked on a client that stopped reading: it is closed already
+                self._cancel(_Ended(CloseCode.SLOW_CONSUMER, "slow consumer"))
 
     def hub_reconnected(self) -> None:
         if self.session.hub_reconnected():
@@ -191,6 +198,7 @@ class AsyncioConnection:
         reason = "internal error"
         reader: asyncio.Task[None] | None = None
         metrics.CONNECTIONS.inc()
+        self._task = asyncio.current_task()
         try:
             try:
                 await self._send({"type": "websocket.accept", "subprotocol": handshake.subprotocol})
@@ -216,8 +224,15 @@ class AsyncioConnection:
         except _Ended as ended:
             code, reason = ended.code, ended.reason
         except asyncio.CancelledError:
-            code, reason = CloseCode.GOING_AWAY, ""
-            raise
+            if self._abort is None:  # the server is going away
+                code, reason = CloseCode.GOING_AWAY, ""
+                raise
+            uncancel = getattr(self._task, "uncancel", None)  # Python 3.11+: the cancellation was ours, and handled
+            if uncancel is not None:
+                uncancel()
+            # No close frame: the client does not read. Returning lets the server drop the connection.
+            code, reason = self._abort.code, self._abort.reason
+            logger.warning("ws4redis: dropped %s: %s", session.label, reason)
         except Exception:
             logger.exception("ws4redis: websocket of %s failed", session.label)
             await self._close(code, reason)
@@ -330,12 +345,25 @@ class AsyncioConnection:
             metrics.DELIVERED.inc(len(batch))
 
     async def _frame(self, data: bytes, text: bool) -> None:
+        # A timer, not wait_for (a task per frame): past it, or when the session gives up on this client (slow
+        # consumer), the socket's task is cancelled out of the send (``_cancel``).
+        self._sending = self._loop.call_later(
+            _SEND_TIMEOUT, self._cancel, _Ended(CloseCode.GOING_AWAY, "send timed out")
+        )
         try:
-            await asyncio.wait_for(self._send(asgi_frame(data, text)), _SEND_TIMEOUT)
-        except TimeoutError:
-            raise _Ended(CloseCode.GOING_AWAY, "send timed out") from None
+            await self._send(asgi_frame(data, text))
         except (OSError, RuntimeError):  # the server says the client is gone
             raise _Ended(1006, "") from None
+        finally:
+            sending, self._sending = self._sending, None
+            if sending is not None:
+                sending.cancel()
+
+    def _cancel(self, why: _Ended) -> None:
+        """Stop waiting on a client that does not read: cancel the socket's task out of its send."""
+        if self._abort is None and self._task is not None:
+            self._abort = why
+            self._task.cancel()
 
     async def _close(self, code: int, reason: str) -> None:
         await send_close(self._send, code, reason, label=self.session.label)
