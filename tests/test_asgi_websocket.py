@@ -293,8 +293,8 @@ def test_a_client_that_stops_reading_is_dropped_without_holding_the_others(
 ) -> None:
     """Its queue reaches WS4REDIS_QUEUE_BYTES while its task waits to write to it: the session gives up on it (4008,
     counted) at once, not after the 30 s send timeout, and lets go of its queue and subscriptions; a reading client
-    on the same channel gets every message meanwhile. (The TCP connection itself is the server's: ASGI has no way
-    to abort it, and uvicorn closes it once its buffer drains or its own pings time out.)"""
+    on the same channel gets every message meanwhile. (The TCP connection itself is the server's to close: ASGI has
+    no message to abort one.)"""
     import socket
     import time
     import urllib.request
