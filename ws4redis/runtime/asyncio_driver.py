@@ -219,6 +219,8 @@ class AsyncioConnection:
             kept = await _in_thread(_kept, handshake)
             session.kept(kept)
             self._opened()
+            handshake = sub = None  # this frame lives as long as the socket: hold nothing only the opening needed
+            kept = []
             await self._carry_out()
             await self._serve()
         except _Ended as ended:
