@@ -22,7 +22,6 @@ worker threads, so a slow hook holds only its own socket.
 from __future__ import annotations
 
 import asyncio
-import collections
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping
@@ -88,6 +87,38 @@ async def _in_django(func: Callable[..., T], *args: Any) -> T:
     return await sync_to_async(func, thread_sensitive=True)(*args)
 
 
+class _Wake:
+    """``asyncio.Event`` for the one task that waits on it, without the Event's deque of waiters (most of an idle
+    socket is its bookkeeping)."""
+
+    __slots__ = ("_set", "_waiter")
+
+    def __init__(self) -> None:
+        self._set = False
+        self._waiter: asyncio.Future[None] | None = None
+
+    def set(self) -> None:
+        self._set = True
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def clear(self) -> None:
+        self._set = False
+
+    def is_set(self) -> bool:
+        return self._set
+
+    async def wait(self) -> None:
+        if self._set:
+            return
+        self._waiter = asyncio.get_running_loop().create_future()
+        try:
+            await self._waiter
+        finally:
+            self._waiter = None
+
+
 class AsyncioConnection:
     """One websocket on asyncio: the hub's listener and the owner of its session."""
 
@@ -116,8 +147,8 @@ class AsyncioConnection:
             label=handshake.label, expires_at=handshake.session_expiry, message_hook=hooks.message is not None,
         )
         self._identity = handshake.identity
-        self._wake = asyncio.Event()
-        self._inbox: collections.deque[MutableMapping[str, Any]] = collections.deque()
+        self._wake = _Wake()
+        self._inbox: list[MutableMapping[str, Any]] = []  # a list: at most MESSAGES_PER_ROUND; an empty deque is 760 B
         self._room: asyncio.Event | None = None  # made when the inbox is full: the reader waits on it
         self._attached = False
         # Frames the session decided before the accept (a drain or a revocation that came in while the socket
@@ -281,7 +312,7 @@ class AsyncioConnection:
             for _ in range(MESSAGES_PER_ROUND):
                 if not self._inbox:
                     break
-                self._client(self._inbox.popleft())
+                self._client(self._inbox.pop(0))
                 if self._room is not None:
                     self._room.set()
                 await self._carry_out()
