@@ -2,9 +2,10 @@
 
 ``pip install ws4redis`` installs everything the package imports (Django, redis-py, gevent, wsproto,
 prometheus-client): with it, ``manage.py runwebsocket`` and ``runserver`` serve websockets. The extras are only what
-is truly optional: ``uwsgi`` (the production server, compiled by pip), ``hiredis`` (a faster Redis reply parser) and
-``testing`` (the websocket client of ``ws4redis.testing``). ``wsproto`` stays as an empty extra so the install
-commands of earlier releases (``pip install 'ws4redis[uwsgi,wsproto]'``) keep working.
+is truly optional: ``uwsgi`` (the production server, compiled by pip), ``hiredis`` (a faster Redis reply parser),
+``asgi`` (what ``ws4redis.asgi`` needs; the ASGI server itself is the deployment's choice) and ``testing`` (the
+websocket client of ``ws4redis.testing``). ``wsproto`` stays as an empty extra so the install commands of earlier
+releases (``pip install 'ws4redis[uwsgi,wsproto]'``) keep working.
 """
 
 from setuptools import find_packages, setup
@@ -32,6 +33,9 @@ setup(
         "uwsgi": ["uwsgi>=2.0.20"],
         "hiredis": ["hiredis>=2.0"],
         "testing": ["websocket-client>=1.7"],
+        # ws4redis.asgi: asgiref runs the handshake's sync middleware in a thread, redis.asyncio (in redis-py) is the
+        # hub. No server: uvicorn, daphne, hypercorn or granian is the deployment's choice (docs/deployment.md).
+        "asgi": ["asgiref>=3.7", "redis>=5.0"],
         "wsproto": [],  # now always installed; kept so old install commands still resolve
     },
     classifiers=[

@@ -18,9 +18,9 @@ same information as a control message before the socket is closed.
 
 from __future__ import annotations
 
-import enum
-
 from django.core.exceptions import PermissionDenied
+
+from ws4redis.core.codes import CloseCode  # decided by the pure session core; imported from here since 0.1
 
 __all__ = [
     "BadHandshake",
@@ -98,19 +98,3 @@ HandshakeError = HandshakeRefused  #: a request refused before the upgrade (0.6:
 UpgradeRequiredError = UnsupportedVersion  #: 426, the websocket version is missing or unsupported
 WebSocketError = ConnectionClosed  #: a websocket that ended or failed after the upgrade
 FrameTooLargeException = ConnectionClosed  #: a message over the size limit ends the websocket (close code 1009)
-
-
-class CloseCode(enum.IntEnum):
-    """Close codes of RFC 6455 and the 4000-4999 range ws4redis documents for its own refusals."""
-
-    NORMAL = 1000
-    GOING_AWAY = 1001  # server shutdown or reload: reconnect after the suggested delay
-    PROTOCOL_ERROR = 1002
-    UNSUPPORTED_DATA = 1003
-    INVALID_PAYLOAD = 1007  # invalid UTF-8 in a text frame
-    POLICY_VIOLATION = 1008
-    MESSAGE_TOO_BIG = 1009
-    INTERNAL_ERROR = 1011
-    SLOW_CONSUMER = 4008  # the client did not read fast enough; its queue exceeded the byte limit
-    RATE_LIMITED = 4029  # the client published faster than its allowance
-    REVOKED = 4003  # logout, session ended or user deactivated

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import logging
 import os
-import random
 import socket
 import time
 from collections.abc import Callable, Iterable
@@ -31,9 +30,12 @@ from redis.retry import Retry
 
 from ws4redis import metrics, presence_signals, reach, settings, wire
 from ws4redis.cluster import pubsub_for
+from ws4redis.core.delivery import Delivery
 from ws4redis.exceptions import Ws4RedisError
 from ws4redis.redis_store import new_client
-from ws4redis.revocation import control_channel, instance_name, parse_control
+from ws4redis.revocation import control_channel
+from ws4redis.runtime.dispatch import HubDispatch, reconnect_delay
+from ws4redis.runtime.subscriptions import Subscriptions
 
 __all__ = ["Delivery", "Hub", "HubUnavailable", "Listener", "get_hub", "is_text"]
 
@@ -45,22 +47,6 @@ _SUBSCRIBE_CHUNK = 500  # channels per SUBSCRIBE command when resubscribing afte
 
 class HubUnavailable(Ws4RedisError):
     """Redis did not confirm a subscription in time; the websocket request is answered with 503."""
-
-
-class Delivery:
-    """One message from Redis, shared by every socket it goes to, so per-message work is done once, not per socket."""
-
-    __slots__ = ("cache", "channel", "data", "event", "id", "pending", "received", "text")
-
-    def __init__(self, channel: str, data: bytes, text: bool, id: str | None = None, event: bool = False) -> None:
-        self.channel = channel
-        self.data = data
-        self.text = text
-        self.id = id  # stream id where the channel keeps history (ws4redis.history), else None
-        self.event = event  # a v2 control event (join/leave; ``data`` is its JSON), never shown to legacy clients
-        self.received = time.monotonic()  # start of ws4redis' part of the publish-to-deliver latency (metrics)
-        self.cache: dict[str, Any] = {}  # encodings per wire protocol, filled by the first socket that needs one
-        self.pending = 0  # local sockets yet to write it; the last one records the fan-out latency (metrics)
 
 
 class Listener(Protocol):
@@ -82,19 +68,16 @@ class Listener(Protocol):
 
 is_text = wire.is_text  # where the connection loop and views have always imported it from
 
-_BAD_LOG_INTERVAL = 60.0  # seconds: a flood of bad records logs one line per interval, each counted
-
 
 class Hub:
     """The process's single pub/sub reader and its channel -> listeners table."""
 
     def __init__(self) -> None:
-        self._listeners: dict[str, set[Listener]] = {}
-        self._by_identity: dict[tuple[str, str], set[Listener]] = {}  # ("user"|"session", name) -> listeners
-        self._ready: dict[str, gevent.event.Event] = {}
-        # SUBSCRIBEs sent and not yet confirmed, per channel; an entry goes when its count is back to zero, so the
-        # table holds only what is in flight (it grew by every channel name ever subscribed: issue 19).
-        self._unconfirmed: dict[str, int] = {}
+        # The channel table, shared with the asyncio hub (ws4redis.runtime.subscriptions); its dicts under the names
+        # the rest of this class and the dispatch read.
+        self._subs = Subscriptions(gevent.event.Event)
+        self._listeners: dict[str, set[Listener]] = self._subs.listeners
+        self._by_identity: dict[tuple[str, str], set[Listener]] = self._subs.by_identity
         self._pubsub: Any = None
         self._client: redis.Redis | None = None
         self._write_lock = gevent.lock.Semaphore()
@@ -104,13 +87,11 @@ class Hub:
         self._heartbeat = settings.get("WS4REDIS_HEARTBEAT")
         self.control_channel = control_channel()
         self.reconnects = 0
-        # After a reconnect: the channels whose resubscription Redis has yet to confirm before the listeners are told
-        # (None: nobody is owed a notice). Kept across failed attempts, so a link lost again before it got there
-        # still owes it.
-        self._resubscribing: set[str] | None = None
         self._last_seen = time.monotonic()
-        self._bad_logged = -_BAD_LOG_INTERVAL  # when a bad record was last logged (time.monotonic())
-        self._bad_unlogged = 0  # bad records skipped since then
+        self._rules = HubDispatch(
+            logger, listeners=self._listeners, by_identity=self._by_identity, control_channel=self.control_channel,
+            heartbeat=self._heartbeat, delivery=Delivery, answer_probe=reach.answer,
+        )
 
     # -- what connections call ---------------------------------------------------------------------------------
     def attach(
@@ -121,47 +102,20 @@ class Hub:
         ``identity`` (``("user", name)``, ``("session", key)``) is what a revocation of this listener names.
         """
         self._ensure_running()
-        for key in identity:
-            self._by_identity.setdefault(key, set()).add(listener)
-        channels = list(dict.fromkeys(channels))
-        new: list[str] = []
-        for channel in channels:
-            listeners = self._listeners.get(channel)
-            if listeners is None:
-                listeners = self._listeners[channel] = set()
-                self._ready[channel] = gevent.event.Event()
-                new.append(channel)
-            listeners.add(listener)
+        channels, identity = list(dict.fromkeys(channels)), list(identity)
+        new = self._subs.add(listener, channels, identity)
         if new:
-            metrics.SUBSCRIPTIONS.set(len(self._listeners))
             self._subscribe(new)
-        for channel in channels:
-            ready = self._ready.get(channel)
-            if ready is not None and not ready.wait(timeout):
-                self.detach(listener, channels)
+        for ready in self._subs.waits(channels):
+            if not ready.wait(timeout):
+                self.detach(listener, channels, identity=identity)
                 # The channel name is not in the message: a session channel's name holds the session key.
                 raise HubUnavailable(f"Redis did not confirm a subscription within {timeout}s")
 
     def detach(self, listener: Listener, channels: Iterable[str], *, identity: Iterable[tuple[str, str]] = ()) -> None:
         """Stop listening on ``channels``; a channel nobody listens to any more is unsubscribed."""
-        for key in identity:
-            holders = self._by_identity.get(key)
-            if holders is not None:
-                holders.discard(listener)
-                if not holders:
-                    del self._by_identity[key]
-        gone: list[str] = []
-        for channel in dict.fromkeys(channels):
-            listeners = self._listeners.get(channel)
-            if listeners is None:
-                continue
-            listeners.discard(listener)
-            if not listeners:
-                del self._listeners[channel]
-                self._ready.pop(channel, None)
-                gone.append(channel)
+        gone = self._subs.remove(listener, channels, identity)
         if gone:
-            metrics.SUBSCRIPTIONS.set(len(self._listeners))
             self._command("UNSUBSCRIBE", gone)
 
     def confirmed(self, channels: Iterable[str], timeout: float) -> bool:
@@ -169,11 +123,7 @@ class Hub:
 
         A replay from history must start after the subscription is live, or what is published in between is lost.
         """
-        for channel in channels:
-            ready = self._ready.get(channel)
-            if ready is not None and not ready.wait(timeout):
-                return False
-        return True
+        return all(ready.wait(timeout) for ready in self._subs.waits(channels))
 
     @property
     def channels(self) -> list[str]:
@@ -183,10 +133,7 @@ class Hub:
     def table_sizes(self) -> dict[str, int]:
         """Entries in each table a client can add to (for status pages, and tests proving they are bounded: every
         one returns to its size before a client subscribed to and unsubscribed from any number of channels)."""
-        sizes = {
-            "listeners": len(self._listeners), "ready": len(self._ready), "unconfirmed": len(self._unconfirmed),
-            "identities": len(self._by_identity),
-        }
+        sizes = self._subs.sizes()
         for name in ("channels", "pending_unsubscribe_channels"):  # redis-py's own records of the subscriptions
             table = getattr(self._pubsub, name, None)
             if isinstance(table, (dict, set)):
@@ -207,11 +154,10 @@ class Hub:
     def _subscribe(self, channels: list[str]) -> None:
         if not channels:
             return
-        for channel in channels:
-            self._unconfirmed[channel] = self._unconfirmed.get(channel, 0) + 1
+        self._subs.sent(channels)
         if not self._command("SUBSCRIBE", channels):
             for channel in channels:  # not sent: the reconnect will subscribe every channel afresh
-                self._settle(channel)
+                self._subs.settle(channel)
 
     def _command(self, name: str, channels: list[str]) -> bool:
         """Send a (UN)SUBSCRIBE on the pub/sub link; ``False`` when there is no link (the reconnect covers it)."""
@@ -250,10 +196,7 @@ class Hub:
             pubsub.on_connect = self._refuse_reconnect  # type: ignore[method-assign]
         # Subscribed at all times (to the control channel at least), so redis-py never reads from the socket
         # outside the reader greenlet to check health.
-        channels = [self.control_channel, *self._listeners]
-        self._unconfirmed = {channel: 1 for channel in channels}
-        if self._resubscribing is not None:
-            self._resubscribing = set(channels)
+        channels = self._subs.link_up(self.control_channel)
         with self._write_lock:
             for start in range(0, len(channels), _SUBSCRIBE_CHUNK):
                 pubsub.subscribe(*channels[start : start + _SUBSCRIBE_CHUNK])
@@ -275,8 +218,7 @@ class Hub:
         self._connected.clear()
         pubsub, self._pubsub = self._pubsub, None
         client, self._client = self._client, None
-        for ready in self._ready.values():
-            ready.clear()
+        self._subs.link_lost(owe_notice=False)
         for closable in (pubsub, client):
             if closable is not None:
                 try:
@@ -298,8 +240,8 @@ class Hub:
                 if self._stopping:
                     break
                 failures += 1
-                self._resubscribing = self._resubscribing or set()  # owed once the next link is confirmed
-                delay = random.uniform(0, min(5.0, 0.1 * 2**failures))
+                self._subs.link_lost(owe_notice=True)  # listeners are owed a notice once the next link is confirmed
+                delay = reconnect_delay(failures)
                 if isinstance(exc, (redis.ConnectionError, redis.TimeoutError, OSError)):
                     logger.warning("ws4redis hub: Redis pub/sub link lost (%s); retrying in %.2fs", exc, delay)
                 else:
@@ -309,7 +251,6 @@ class Hub:
 
     def _read(self) -> None:
         pubsub = self._pubsub
-        heartbeat = self._heartbeat.encode() if self._heartbeat else None
         while True:
             # A blocking read: no poll and no timeout juggling per message. A silently dead link is detected by
             # _keepalive, which shuts the socket down so this read fails.
@@ -319,13 +260,8 @@ class Hub:
                 continue
             kind = response[0]
             if kind == b"message":
-                data = bytes(response[2])
-                if heartbeat is not None and data == heartbeat:
-                    continue  # the heartbeat string is never forwarded
-                try:
-                    self._dispatch(response[1].decode(), data)
-                except Exception as exc:  # a record that crossed Redis must never cost the link (wire.decode is
-                    self._bad("unexpected", exc)  # total; this guards the control channel and anything to come)
+                # Never raises: the heartbeat is skipped, a bad record counted (ws4redis.runtime.dispatch).
+                self._rules.message(response[1].decode(errors="replace"), bytes(response[2]))
             else:
                 message = pubsub.handle_message(response, ignore_subscribe_messages=False)
                 if message is not None and message["type"] == "subscribe":
@@ -335,107 +271,23 @@ class Hub:
         """The next reply on the pub/sub link, waiting as long as it takes (``ws4redis.threaded`` reads elsewhere)."""
         return pubsub.parse_response(block=True)
 
-    def _settle(self, channel: str) -> int:
-        """One SUBSCRIBE of ``channel`` is settled (confirmed, or never sent); how many are still in flight."""
-        left = self._unconfirmed.pop(channel, 1) - 1
-        if left > 0:
-            self._unconfirmed[channel] = left
-        return left
-
     def _confirm(self, channel: str) -> None:
-        left = self._settle(channel)
-        ready = self._ready.get(channel)
-        if left <= 0 and ready is not None and channel in self._listeners:
-            ready.set()
-        resubscribing = self._resubscribing
-        if resubscribing is not None:
-            resubscribing.discard(channel)
-            if not resubscribing:
-                self._resubscribed()
+        if self._subs.confirm(channel):
+            self._resubscribed()
 
     def _resubscribed(self) -> None:
         """Redis confirmed every channel on the new link: only now are the listeners told (a v2 client gets
         ``reconnected``), so what is published once a client knows reaches it, however slowly the SUBSCRIBE went."""
-        self._resubscribing = None
         logger.warning("ws4redis hub: reconnected to Redis, resubscribed %d channels", len(self._listeners))
         self._notify_reconnected()
 
     def _dispatch(self, channel: str, data: bytes) -> None:
-        if channel == self.control_channel:
-            self._control(data)
-            return
-        if data.startswith(reach.PROBE_MARK):  # a counted publish asks how many sockets it reached (ws4redis.reach)
-            reach.answer(data, len(self._listeners.get(channel, ())))
-            return
-        listeners = self._listeners.get(channel)
-        if not listeners:
-            return
-        record = wire.decode(data)  # the envelope never reaches a socket; a raw payload passes through as is
-        if isinstance(record, wire.Bad):
-            self._bad(record.reason)
-            return
-        delivery = Delivery(channel, record.payload, record.text, record.id, record.event)
-        delivery.pending = len(listeners)
-        for listener in tuple(listeners):
-            try:
-                listener.deliver(delivery)
-            except Exception:  # one broken connection must not stop delivery to the others
-                logger.exception("ws4redis hub: delivering to a listener failed")
-
-    def _bad(self, reason: str, exc: BaseException | None = None) -> None:
-        """A message from Redis that cannot be delivered: counted, logged at most once per interval, skipped.
-
-        It may come from a client's bytes only if something publishes them without ws4redis' envelope (a 0.6
-        process): a flood must neither fill the log nor reset the link that every socket of the worker shares.
-        """
-        metrics.BAD_RECORDS.labels(reason).inc()
-        self._bad_unlogged += 1
-        now = time.monotonic()
-        if now - self._bad_logged >= _BAD_LOG_INTERVAL:
-            logger.warning(
-                "ws4redis hub: skipped %d message(s) from Redis that ws4redis cannot parse (last: %s%s); counted in "
-                "ws4redis_bad_records", self._bad_unlogged, reason, f": {exc!r}" if exc is not None else "",
-            )
-            self._bad_logged, self._bad_unlogged = now, 0
-
-    def _control(self, data: bytes) -> None:
-        message = parse_control(data)
-        if message is not None and message.get("type") == "drain":
-            self._drain(message)
-            return
-        if message is None or message.get("type") != "revoke":
-            return
-        targets: set[Listener] = set()
-        for kind in ("user", "session"):
-            name = message.get(kind)
-            if name:
-                targets |= self._by_identity.get((kind, str(name)), set())
-        if targets:
-            logger.info("ws4redis hub: revoking %d websocket(s)", len(targets))
-        for listener in targets:
-            listener.revoke()
-
-    def _drain(self, message: dict[str, Any]) -> None:
-        """Close every local socket with 1001, each with its own reconnect delay within the window (no storm)."""
-        target = message.get("instance")
-        if target and target != instance_name():
-            return
-        try:
-            window = max(float(message.get("window") or 0), 0.5)
-        except (TypeError, ValueError):
-            window = 10.0
-        listeners = {id(listener): listener for group in self._listeners.values() for listener in group}
-        logger.info("ws4redis hub: draining %d websocket(s) over %.1fs", len(listeners), window)
-        for listener in listeners.values():
-            listener.shutdown(int(random.uniform(0.5, window) * 1000))
+        """One message from the link, heartbeat aside (``ws4redis.runtime.dispatch``, shared with the asyncio hub)."""
+        self._rules.dispatch(channel, data)
 
     def _notify_reconnected(self) -> None:
-        seen: set[int] = set()
-        for listeners in list(self._listeners.values()):
-            for listener in tuple(listeners):
-                if id(listener) not in seen:
-                    seen.add(id(listener))
-                    listener.hub_reconnected()
+        for listener in self._rules.each_listener():
+            listener.hub_reconnected()
 
     def _keepalive(self) -> None:
         """PING the pub/sub link now and then; no reply for 3 intervals means a dead link, which is then cut."""

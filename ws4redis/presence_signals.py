@@ -38,7 +38,9 @@ from ws4redis import settings
 from ws4redis.audience import prefix_of
 from ws4redis.presence_dispatch import Transition, dispatcher
 
-__all__ = ["OnlineTracker", "facility_keys", "online_tracker", "sweep", "sweeper", "who_of"]
+__all__ = [
+    "OnlineTracker", "facility_keys", "online_tracker", "sweep", "sweep_interval", "sweep_turn", "sweeper", "who_of",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -290,21 +292,31 @@ def sweeper() -> list[gevent.Greenlet]:
     return [gevent.spawn(_sweep_forever)]
 
 
-def _sweep_forever() -> None:
-    from ws4redis.redis_store import get_connection
+def sweep_interval() -> float:
+    """Seconds between a hub's sweeps (each wait jittered by 0.5x to 1.5x, so workers do not all try at once)."""
+    return max(float(settings.get("WS4REDIS_PRESENCE_SWEEP")), 0.05)
 
-    interval = max(float(settings.get("WS4REDIS_PRESENCE_SWEEP")), 0.05)
+
+def _sweep_forever() -> None:
     while True:
         # Jittered, so that the workers of a deployment do not all try at the same instant.
-        gevent.sleep(random.uniform(0.5, 1.5) * interval)
-        try:
-            # One sweep per interval for the whole deployment, whoever gets there first: the work does not grow with
-            # the number of processes. Only a saving: every claim is atomic anyway, and a sweeper that dies holding
-            # the turn loses it when it expires.
-            client = get_connection()
-            if client.set(f"{registry_key()}:turn", os.getpid(), nx=True, px=max(int(interval * 1000), 1)):
-                sweep(client)
-        except (redis.RedisError, OSError) as exc:
-            logger.warning("ws4redis presence: sweep failed (%s); retrying", exc)
-        except Exception:  # the sweeper must outlive any failure, or offline signals stop for this process
-            logger.exception("ws4redis presence: sweep failed")
+        gevent.sleep(random.uniform(0.5, 1.5) * sweep_interval())
+        sweep_turn()
+
+
+def sweep_turn(send: Callable[[Transition], None] | None = None) -> None:
+    """One hub's turn at sweeping (blocking; never raises). The asyncio hub runs it in a thread with
+    ``send=presence_dispatch.send_now``."""
+    from ws4redis.redis_store import get_connection
+
+    try:
+        # One sweep per interval for the whole deployment, whoever gets there first: the work does not grow with
+        # the number of processes. Only a saving: every claim is atomic anyway, and a sweeper that dies holding
+        # the turn loses it when it expires.
+        client = get_connection()
+        if client.set(f"{registry_key()}:turn", os.getpid(), nx=True, px=max(int(sweep_interval() * 1000), 1)):
+            sweep(client, send=send)
+    except (redis.RedisError, OSError) as exc:
+        logger.warning("ws4redis presence: sweep failed (%s); retrying", exc)
+    except Exception:  # the sweeper must outlive any failure, or offline signals stop for this process
+        logger.exception("ws4redis presence: sweep failed")

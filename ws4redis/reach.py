@@ -71,14 +71,15 @@ def probe(token: bytes) -> bytes:
     return PROBE_MARK + token + b" " + _signature(token)
 
 
-def answer(data: bytes, sockets: int) -> None:
-    """A hub received ``data``, a probe: answer with its ``sockets`` on that channel, from a greenlet of its own."""
+def answer(data: bytes, sockets: int, *, run: Callable[..., Any] | None = None) -> None:
+    """A hub received ``data``, a probe: answer with its ``sockets`` on that channel, away from the hub's reader:
+    ``run(function, *args)`` starts it (a greenlet by default; the asyncio hub passes its loop's thread pool)."""
     token, _, signature = data[len(PROBE_MARK) :].partition(b" ")
     if not _KEY.fullmatch(token) or not hmac.compare_digest(signature, _signature(token)):
         metrics.DROPPED.labels("forged_probe").inc()
         logger.warning("ws4redis reach: dropped a probe that does not verify (published by a client?)")
         return
-    gevent.spawn(_push, _reply_key(token), sockets)
+    (run or gevent.spawn)(_push, _reply_key(token), sockets)
 
 
 def _push(key: str, sockets: int) -> None:

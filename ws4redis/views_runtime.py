@@ -12,11 +12,12 @@ urlconf) to a marked view is served here instead of by the no-code connection lo
 Only the ``Transport`` interface is used, so views run unchanged under uWSGI and under the gevent server. Sends
 happen in the view's greenlet only (uWSGI's calls act on the current greenlet's request); messages of facilities
 the view subscribed to are queued by the hub and forwarded by that greenlet while the view waits in ``receive()``.
+What is queued, the slow-consumer policy, the notices (``revoked``, ``shutdown``, ``reconnected``, ``gap``) and the
+close codes are the same ``ws4redis.core.Session``'s as on the no-code path; this module only does the I/O.
 """
 
 from __future__ import annotations
 
-import collections
 import json
 import logging
 import time
@@ -29,14 +30,15 @@ from django.core import signals
 from django.http import HttpRequest, HttpResponseBase
 from django.urls import Resolver404, ResolverMatch, resolve
 
-from ws4redis import metrics, settings
+from ws4redis import configuration, history, metrics
 from ws4redis.audience import AUDIENCES, SELF, Subscription, channel_names
 from ws4redis.auth import Handshake, build_request, check_origin, check_upgrade
+from ws4redis.core import Session, State, actions
+from ws4redis.core.protocol import protocol_for
 from ws4redis.decorators import websocket_mode
 from ws4redis.exceptions import CloseCode, ConnectionClosed, HandshakeRefused
 from ws4redis.hooks import close_db_connections
 from ws4redis.hub import Delivery, get_hub, is_text
-from ws4redis.protocol import WireProtocol, protocol_for
 from ws4redis.publisher import RedisPublisher
 from ws4redis.transports import Transport
 
@@ -95,16 +97,12 @@ class WebSocket:
         self.subprotocol: str | None = None
         self.accepted = False
         self.closed = False
-        self._protocol: WireProtocol | None = None
+        self._session: Session | None = None  # made at the upgrade, with the chosen subprotocol
         self._wake = gevent.event.Event()
         self._watcher: Any = None
-        self._queue: collections.deque[Delivery] = collections.deque()
-        self._queued_bytes = 0
         self._close: ConnectionClosed | None = None
         self._subscriptions: list[ViewSubscription] = []
         self._identity: list[tuple[str, str]] = []
-        self._max_message = int(settings.get("WS4REDIS_MAX_MESSAGE_SIZE"))
-        self._queue_limit = int(settings.get("WS4REDIS_QUEUE_BYTES"))
 
     def __bool__(self) -> bool:
         return True  # ``if request.websocket:`` tells a websocket request from plain HTTP (``None``)
@@ -119,6 +117,12 @@ class WebSocket:
         self.transport.accept(subprotocol)
         self.accepted = True
         self.subprotocol = subprotocol
+        config = configuration.current()
+        self._session = Session(
+            config, protocol_for(subprotocol, heartbeat=None, prefix=config.prefix), listen=[], publish=[],
+            recovery=history.recovery_for([]), label=_label(self.request),
+        )
+        self._session.opened("", welcome=False)  # the view speaks for itself
         metrics.CONNECTIONS.inc()
         self._watcher = gevent.get_hub().loop.io(self.transport.fileno(), 1)
         self._watcher.start(self._wake.set)
@@ -129,14 +133,16 @@ class WebSocket:
     def receive(self, timeout: float | None = None) -> bytes | None:
         """The next message from the client, ``None`` after ``timeout`` seconds; raises ``ConnectionClosed``."""
         self.accept()
+        assert self._session is not None
         deadline = None if timeout is None else time.monotonic() + timeout
-        interval = float(settings.get("WS4REDIS_WAKE_INTERVAL"))
+        interval = self._session.config.wake_interval
+        limit = self._session.config.max_message_size
         while True:
             self._wake.clear()  # before looking, so nothing that arrives from now on is missed
             self._forward()
             data = self.transport.receive_nowait()  # also lets uWSGI answer pings
             if data is not None:
-                if len(data) > self._max_message:
+                if len(data) > limit:
                     metrics.DROPPED.labels("message_too_big").inc()
                     raise self._fail(CloseCode.MESSAGE_TOO_BIG, "message too big")
                 return data
@@ -187,17 +193,22 @@ class WebSocket:
         self.send(json.dumps(value, cls=DjangoJSONEncoder, separators=(",", ":"), ensure_ascii=False))
 
     def close(self, code: int = CloseCode.NORMAL, reason: str = "") -> None:
-        """Close the socket (idempotent); before the upgrade it only marks the view as done."""
+        """Close the socket (idempotent); before the upgrade it only marks the view as done. A close the server
+        decided (the session's: revoked 4003, drained 1001, slow consumer 4008, message too big 1009) keeps its code
+        even when the view ends normally after it."""
         if self.closed:
             return
         self.closed = True
+        if self._close is not None:  # a close the server decided (revoked, drained, slow consumer, too big) wins
+            code, reason = self._close.code, self._close.reason
         for subscription in list(self._subscriptions):
             self._detach(subscription)
         if self.accepted:
             if self._watcher is not None:
                 self._watcher.stop()
             get_hub().detach(self, [], identity=self._identity)
-            self._discard_queue()  # what the view never forwarded
+            if self._session is not None:
+                self._session.closed()  # what the view never forwarded is counted done
             self.transport.close(code, reason)
             metrics.CONNECTIONS.dec()
             metrics.CLOSED.labels(str(int(code))).inc()
@@ -215,13 +226,13 @@ class WebSocket:
         if unknown:
             raise ValueError(f"unknown audience {unknown[0]!r} (one of {', '.join(AUDIENCES)})")
         channels = channel_names(
-            prefix=settings.get("WS4REDIS_PREFIX"), facility=facility, request=self.request,
+            prefix=configuration.current().prefix, facility=facility, request=self.request,
             broadcast="broadcast" in chosen,
             users=[SELF] if "user" in chosen else [],
             groups=[SELF] if "group" in chosen else [],
             sessions=[SELF] if "session" in chosen else [],
         )
-        get_hub().attach(self, channels, timeout=float(settings.get("WS4REDIS_SUBSCRIBE_TIMEOUT")))
+        get_hub().attach(self, channels, timeout=configuration.current().subscribe_timeout)
         subscription = ViewSubscription(self, facility, tuple(chosen), channels)
         self._subscriptions.append(subscription)
         return subscription
@@ -232,65 +243,51 @@ class WebSocket:
 
     # -- the hub's side (another greenlet: queue and wake, never send) ----------------------------------------------
     def deliver(self, delivery: Delivery) -> None:
-        if self._close is not None or self.closed:
+        session = self._session
+        if session is None or self.closed:
             metrics.done(delivery)  # every way out counts the delivery done for this socket, once
             return
-        if self._queued_bytes + len(delivery.data) > self._queue_limit:
-            metrics.DROPPED.labels("slow_consumer").inc(len(self._queue) + 1)
-            logger.warning("ws4redis: closing slow websocket view consumer %s", _label(self.request))
-            self._request_close(CloseCode.SLOW_CONSUMER, "slow consumer")
-            metrics.done(delivery)
-            return
-        self._queue.append(delivery)
-        self._queued_bytes += len(delivery.data)
-        self._wake.set()
+        if session.deliver(delivery):
+            self._wake.set()
 
     def hub_reconnected(self) -> None:
         """Messages published while the hub was away are lost; a v2 client is told, as on the no-code path."""
-        frame = self._wire().control("reconnected")
-        if frame is not None:
-            self._queue.append(Delivery("", b"", True))  # a marker: forwarded as the control frame below
-            self._queue[-1].cache["control"] = frame
+        if self._session is not None and self._session.hub_reconnected():
             self._wake.set()
 
     def revoke(self) -> None:
-        self._request_close(CloseCode.REVOKED, "revoked")
+        """Logged out, session ended: a v2 client is told (``revoked``), then the socket closes with 4003."""
+        if self._session is not None and self._session.revoke():
+            self._wake.set()
 
     def shutdown(self, reconnect_in_ms: int) -> None:
-        self._request_close(CloseCode.GOING_AWAY, f"reconnect_in={reconnect_in_ms}")
+        """Drained: a v2 client is told when to come back (``shutdown``), then the socket closes with 1001."""
+        if self._session is not None and self._session.shutdown(reconnect_in_ms):
+            self._wake.set()
 
     # -- internals ------------------------------------------------------------------------------------------------
-    def _request_close(self, code: int, reason: str) -> None:
-        if self._close is None:
-            self._close = ConnectionClosed(code, reason)
-            self._discard_queue()
-        self._wake.set()
-
-    def _discard_queue(self) -> None:
-        """Empty the queue of messages that will never be sent, each counted done (markers are not messages)."""
-        queue, self._queue, self._queued_bytes = self._queue, collections.deque(), 0
-        for delivery in queue:
-            if "control" not in delivery.cache:
-                metrics.done(delivery)
-
-    def _wire(self) -> WireProtocol:
-        if self._protocol is None:
-            self._protocol = protocol_for(self.subprotocol, heartbeat=None)
-        return self._protocol
+    def _pending(self) -> None:
+        """Carry out what the session decided (notices, then a close, raised); raise a close already carried out."""
+        if self._close is not None:
+            raise self._close
+        session = self._session
+        if session is None or not session.busy:
+            return
+        for action in session.take():
+            if isinstance(action, actions.Send):
+                self.transport.send(action.data, text=action.text)
+            elif isinstance(action, actions.Close):
+                self._close = ConnectionClosed(action.code, action.reason)
+                raise self._close
 
     def _forward(self) -> None:
         """Send what the hub queued, in this greenlet; raise the pending close, if any."""
-        if self._close is not None:
-            raise self._close
-        frame = self._wire().frame
-        while self._queue:
-            delivery = self._queue.popleft()
-            self._queued_bytes -= len(delivery.data)
-            control = delivery.cache.get("control")
-            if control is not None:
-                self.transport.send(control[0], text=control[1])
-                continue
-            metrics.done(delivery)  # before the send, which may raise: counted once either way
+        self._pending()
+        session = self._session
+        if session is None:
+            return
+        frame = session.frame
+        for delivery in session.drain():  # each already counted done: a send that raises counts it once either way
             data, text = frame(delivery)
             self.transport.send(data, text=text)
             metrics.DELIVERED.inc()
@@ -303,6 +300,8 @@ class WebSocket:
 
     def _send(self, data: bytes, *, text: bool) -> None:
         self.accept()
+        if self._session is not None and self._session.state is not State.OPEN:
+            self._pending()  # a decided close: its notices go out, then it is raised
         if self._close is not None:
             raise self._close
         self.transport.send(data, text=text)

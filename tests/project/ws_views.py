@@ -58,6 +58,8 @@ def members_only(request: HttpRequest) -> HttpResponse | None:
 def room(request: HttpRequest, name: str) -> None:
     """Listens to facility ``name`` (broadcast) and publishes what its client sends there: a chat room as a view."""
     ws = request.websocket  # type: ignore[attr-defined]
+    if "ws4redis.v2" in ws.protocols:  # subscribed messages then come as v2 envelopes, notices as v2 messages
+        ws.accept("ws4redis.v2")
     ws.subscribe(name, "broadcast")
     ws.send_json({"joined": name})
     for message in ws:

@@ -1,0 +1,69 @@
+"""Facility hooks (``WS4REDIS_HOOKS``) under ASGI, on a real uvicorn: the same hooks and outcomes as on uWSGI."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+
+import pytest
+
+from tests.asgi_servers import AsgiServer, asgi_servers_fixture  # noqa: F401  (fixture)
+from tests.conftest import People, assert_silent, connect, refused_status
+from tests.test_hooks import HOOKS
+from tests.test_revocation import assert_closed
+from ws4redis.exceptions import CloseCode
+
+
+@pytest.fixture
+def hooked(asgi_servers: Callable[..., AsgiServer]) -> AsgiServer:
+    return asgi_servers("uvicorn", {**HOOKS, "WS4REDIS_HOOK_TIMEOUT": 1.5})
+
+
+def test_message_hook_rewrites_and_drops_client_messages(hooked: AsgiServer, people: People) -> None:
+    alice = connect(hooked, "/ws/loud?subscribe-broadcast&publish-broadcast&echo",  # type: ignore[arg-type]
+                    cookie=people.cookie("alice"))
+    bob = connect(hooked, "/ws/loud?subscribe-broadcast", cookie=people.cookie("bob"))  # type: ignore[arg-type]
+    alice.send("hello")
+    assert bob.recv() == "alice: HELLO"
+    assert alice.recv() == "alice: HELLO"
+    alice.send("spam")  # dropped by the hook
+    alice.send("after")
+    assert bob.recv() == "alice: AFTER"
+
+
+def test_a_failing_hook_closes_its_socket_and_tells_a_v2_client(hooked: AsgiServer, people: People) -> None:
+    legacy = connect(hooked, "/ws/fragile?subscribe-broadcast&publish-broadcast",  # type: ignore[arg-type]
+                     cookie=people.cookie("alice"))
+    told = connect(hooked, "/ws/fragile?subscribe-broadcast&publish-broadcast",  # type: ignore[arg-type]
+                   cookie=people.cookie("bob"), subprotocols=["ws4redis.v2"])
+    assert json.loads(told.recv())["type"] == "welcome"
+    told.send(json.dumps({"type": "publish", "data": "boom"}))
+    assert json.loads(told.recv()) == {"type": "error", "reason": "internal error"}
+    assert_closed(told, CloseCode.INTERNAL_ERROR)
+    legacy.send("boom")
+    assert_closed(legacy, CloseCode.INTERNAL_ERROR)
+
+
+def test_a_slow_hook_holds_only_its_own_socket(hooked: AsgiServer, people: People) -> None:
+    slow = connect(hooked, "/ws/slow?subscribe-broadcast&publish-broadcast&echo",  # type: ignore[arg-type]
+                   cookie=people.cookie("alice"))
+    fast = connect(hooked, "/ws/loud?subscribe-broadcast&publish-broadcast&echo",  # type: ignore[arg-type]
+                   cookie=people.cookie("bob"))
+    slow.send("forever")  # the hook sleeps 30 s; WS4REDIS_HOOK_TIMEOUT (1.5 s) closes the socket
+    started = time.monotonic()
+    fast.send("quick")
+    assert fast.recv() == "bob: QUICK"
+    assert time.monotonic() - started < 1.0
+    assert_closed(slow, CloseCode.INTERNAL_ERROR)
+
+
+def test_connect_hook_refuses_and_connect_disconnect_hooks_run(hooked: AsgiServer, people: People) -> None:
+    assert refused_status(hooked, "/ws/club?subscribe-broadcast") == 403  # type: ignore[arg-type]
+    connect(hooked, "/ws/club?subscribe-broadcast", cookie=people.cookie("carol")).ping()  # type: ignore[arg-type]
+    watcher = connect(hooked, "/ws/party-joins?subscribe-broadcast")  # type: ignore[arg-type]
+    guest = connect(hooked, "/ws/party?subscribe-broadcast", cookie=people.cookie("bob"))  # type: ignore[arg-type]
+    assert watcher.recv() == "joined: bob"
+    guest.close()
+    assert watcher.recv() == "left: bob"
+    assert_silent(watcher)
