@@ -320,3 +320,20 @@ def test_a_client_that_stops_reading_is_dropped_without_holding_the_others(
     wait_until(dropped, timeout=10)
     assert time.monotonic() - started < 15
     stuck.close()
+
+
+def test_online_and_offline_signals_fire_in_the_asgi_process(
+    asgi_servers: Callable[..., AsgiServer], people: People, redis_server: Any,
+) -> None:
+    """The receivers of ``user_online``/``user_offline`` run in the server's process under ASGI too: its tracker
+    calls run in worker threads, where the gevent dispatcher's queue would never be served."""
+    from tests.test_presence_signals import PRESENCE as SIGNAL_PRESENCE
+    from tests.test_presence_signals import kinds, overrides
+
+    server = asgi_servers("uvicorn", overrides())
+    with override_settings(WS4REDIS_PRESENCE=SIGNAL_PRESENCE):
+        ws = v2(server, "/ws/room-asgi?subscribe-broadcast", cookie=people.cookie("alice"))
+        online = [("user_online", "room-asgi", "alice")]
+        wait_until(lambda: kinds(redis_server, "room-asgi") == online)
+        ws.close()
+        wait_until(lambda: kinds(redis_server, "room-asgi") == [*online, ("user_offline", "room-asgi", "alice")])

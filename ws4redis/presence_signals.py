@@ -146,10 +146,14 @@ class OnlineTracker:
     then treats the socket as a dead worker's (offline ``ttl`` + grace later).
     """
 
-    __slots__ = ("_due", "_facilities", "_id", "_joined", "_who")
+    __slots__ = ("_due", "_facilities", "_id", "_joined", "_send", "_who")
 
-    def __init__(self, facilities: Iterable[tuple[str, float, float]], who: str) -> None:
+    def __init__(
+        self, facilities: Iterable[tuple[str, float, float]], who: str,
+        send: Callable[[Transition], None] | None = None,
+    ) -> None:
         self._facilities = tuple(facilities)
+        self._send = send  # None: the process's dispatcher greenlet (gevent); see online_tracker
         self._who = who
         self._id = uuid.uuid4().hex[:16]  # fixed length: the scripts split "<id> <who>" at character 17
         self._due = float("inf")
@@ -208,16 +212,22 @@ class OnlineTracker:
             for (facility, _, _), result in zip(self._facilities, claimed, strict=True)
             if int(result) == 1
         ]
+        send = self._send or dispatcher().emit
         for transition in won:
-            dispatcher().emit(transition)
+            send(transition)
         return won
 
 
 def online_tracker(
-    channels: Iterable[str], *, user: str | None, session_key: str | None
+    channels: Iterable[str], *, user: str | None, session_key: str | None,
+    send: Callable[[Transition], None] | None = None,
 ) -> OnlineTracker | None:
     """The tracker of a socket listening on ``channels``; ``None`` (nothing kept) when none of their facilities has
-    presence, or the socket has neither user nor session."""
+    presence, or the socket has neither user nor session.
+
+    ``send`` runs a claimed transition's signal; by default the process's dispatcher greenlet queues it, which only
+    a running gevent loop ever serves. A driver without one (asyncio, whose tracker calls run in worker threads)
+    passes ``presence_dispatch.send_now``, or its online and offline signals would never be sent."""
     who = who_of(user, session_key)
     if who is None:
         return None
@@ -228,7 +238,7 @@ def online_tracker(
             config = config_of(facility)
             if config is not None:
                 facilities[facility] = (facility, *config)
-    return OnlineTracker(facilities.values(), who) if facilities else None
+    return OnlineTracker(facilities.values(), who, send) if facilities else None
 
 
 def sweep(client: redis.Redis | None = None, *, send: Callable[[Transition], None] | None = None) -> int:

@@ -163,11 +163,13 @@ class AsyncioConnection:
         self._due = 0.0  # the next periodic wake-up (monotonic)
         self._grants: dict[str, tuple[Any, set[str]]] = {}  # run-time facilities with a disconnect hook
         from ws4redis.presence import tracker_for
+        from ws4redis.presence_dispatch import send_now
         from ws4redis.presence_signals import online_tracker
 
         user, key = dict(self._identity).get("user"), dict(self._identity).get("session")
         self._presence = tracker_for(self.session.listen, user=user, session_key=key)
-        self._online = online_tracker(self.session.listen, user=user, session_key=key)
+        # Its calls run in worker threads, where no gevent loop would ever serve the dispatcher's queue.
+        self._online = online_tracker(self.session.listen, user=user, session_key=key, send=send_now)
 
     # -- the hub's callbacks (on the loop, from the hub's reader): queue and wake, never block ---------------------
     def deliver(self, delivery: Delivery) -> None:
