@@ -69,12 +69,14 @@ class AsgiServer(Process):
 _started: dict[str, AsgiServer] = {}
 
 
-@pytest.fixture(scope="session", name="asgi_servers")
+# Module scope: a server left running would take its turns at the deployment-wide presence sweep and claim other
+# modules' offline signals in a process without their receivers (tests/test_presence_signals.py).
+@pytest.fixture(scope="module", name="asgi_servers")
 def asgi_servers_fixture(
     redis_server: RedisServer, django_db_setup: Any, django_db_blocker: Any
 ) -> Iterator[Callable[..., AsgiServer]]:
     """``start(name, overrides=None, app=...)``: an ASGI server of the test project, started once per configuration
-    for the whole session (modules share it) and stopped by pid at the session's end."""
+    for the module and stopped by pid at its end."""
 
     def start(name: str, overrides: dict[str, Any] | None = None, *,
               app: str = "tests.project.asgi:application") -> AsgiServer:
