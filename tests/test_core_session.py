@@ -467,3 +467,28 @@ def test_a_failed_reconnect_replay_is_tried_again_at_the_next_tick() -> None:
     assert s.take() == []
     s.tick(2.0)
     assert [type(a) for a in s.take()] == [actions.Replay]
+
+
+def test_the_fast_path_writes_the_whole_queue_only_when_nothing_must_go_first() -> None:
+    def encode(payload: bytes, *, text: bool) -> bytes:
+        return b"F" + payload
+
+    s = opened(v2=False)
+    first, second = delivery(b"1"), delivery(b"2")
+    s.deliver(first)
+    s.deliver(second)
+    assert s.frames_nowait(encode) == b"F1F2"
+    assert s.queue == [first, second]  # left until the driver says it is written
+    assert s.flush_queue() == 2 and s.queue == [] and first.pending == 0
+    s.deliver(delivery(b"3"))
+    s.hub_reconnected()  # legacy: nothing to tell, nothing pending
+    assert s.frames_nowait(encode) == b"F3"
+    s.revoke()
+    assert s.frames_nowait(encode) is None  # closing: the close goes out, the queue never
+
+
+@override_settings(WS4REDIS_HISTORY=HISTORY)
+def test_the_fast_path_is_not_taken_by_a_socket_with_history_or_held_for_its_resume() -> None:
+    s = history_session(FakeRedis())
+    s.deliver(delivery(b"1", id="1-1"))
+    assert s.held and s.frames_nowait(lambda p, text: p) is None

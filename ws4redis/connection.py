@@ -172,18 +172,13 @@ class Connection:
         """Write the whole queue in one non-blocking write, outside this connection's greenlet (``_Writer``);
         returns how many messages went out. Whatever cannot go out so is left to the greenlet, which is woken: the
         greenlet is in a round (its sends, a welcome, kept messages, an answer, must not be overtaken), the session
-        has something else to do first or must filter the queue (``Session.writable_nowait``), or the socket buffer
+        has something else to do first or must filter the queue (``Session.frames_nowait``), or the socket buffer
         is full."""
         session = self.session
-        queue = session.queue
-        if not queue or self._ended:
+        if not session.queue or self._ended:
             return 0
-        if self._working or not session.writable_nowait():
-            self._busy = True
-            self._kick()
-            return 0
-        wire = session.wire
-        if not self.transport.send_nowait(b"".join([wire(d, encode_frame) for d in queue])):
+        frames = None if self._working else session.frames_nowait(encode_frame)
+        if frames is None or not self.transport.send_nowait(frames):
             self._busy = True
             self._kick()
             return 0

@@ -143,11 +143,31 @@ class Session:
             and not self.recovery.enabled
         )
 
+    def frames_nowait(self, encode: Callable[..., bytes]) -> bytes | None:
+        """The whole queue as encoded frames (``encode(payload, text=...)``, cached per delivery as ``wire`` does)
+        when it may go out as it is (``writable_nowait``), else ``None``. Leaves the queue as it is: once the frames
+        are written, ``flush_queue``. One call per socket per fan-out, so the checks and the loop are inline."""
+        if (
+            self._actions is not None or self._gaps or self.state is not _OPEN or self._hold_until is not None
+            or self.recovery.enabled
+        ):
+            return None
+        key = self.protocol.wire_key
+        frames = []
+        for delivery in self.queue:
+            wire: bytes | None = delivery.cache.get(key)
+            if wire is None:
+                payload, text = self.protocol.frame(delivery)
+                wire = delivery.cache[key] = encode(payload, text=text)
+            frames.append(wire)
+        return frames[0] if len(frames) == 1 else b"".join(frames)
+
     def flush_queue(self) -> int:
-        """The driver wrote the whole queue (``writable_nowait``): each delivery counted done; returns how many."""
+        """The driver wrote the whole queue (``frames_nowait``): each delivery counted done; returns how many."""
         queue, self.queue, self.queued_bytes = self.queue, [], 0
+        done = metrics.done
         for delivery in queue:
-            metrics.done(delivery)
+            done(delivery)
         return len(queue)
 
     def drain(self) -> list[Delivery]:
