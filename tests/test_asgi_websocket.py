@@ -327,12 +327,12 @@ def test_online_and_offline_signals_fire_in_the_asgi_process(
 ) -> None:
     """The receivers of ``user_online``/``user_offline`` run in the server's process under ASGI too: its tracker
     calls run in worker threads, where the gevent dispatcher's queue would never be served."""
-    from tests.test_presence_signals import kinds, overrides
+    from tests.test_presence_signals import PREFIX, kinds, overrides
 
     # No grace: the disconnect itself claims the offline (a sweeper of another server could claim a later one).
     presence = {"room-asgi": {"ttl": 30, "grace": 0}}
     server = asgi_servers("uvicorn", {**overrides(), "WS4REDIS_PRESENCE": presence})
-    with override_settings(WS4REDIS_PRESENCE=presence):
+    with override_settings(WS4REDIS_PRESENCE=presence, WS4REDIS_PREFIX=PREFIX):
         ws = v2(server, "/ws/room-asgi?subscribe-broadcast", cookie=people.cookie("alice"))
         online = [("user_online", "room-asgi", "alice")]
         wait_until(lambda: kinds(redis_server, "room-asgi") == online)

@@ -38,8 +38,14 @@ PRESENCE = {
 }
 
 
+# A prefix of its own: every server of the test session with presence takes turns at the deployment-wide sweep, and
+# one without the receivers app would claim (and "send" to nobody) the offline signals these tests wait for.
+PREFIX = "sig"
+
+
 def overrides() -> dict[str, Any]:
     return {
+        "WS4REDIS_PREFIX": PREFIX,
         "WS4REDIS_PRESENCE": PRESENCE,
         "WS4REDIS_PRESENCE_GRACE": GRACE,
         "WS4REDIS_PRESENCE_SWEEP": SWEEP,
@@ -53,7 +59,7 @@ def pair(uwsgi_factory: Callable[..., UwsgiServer]) -> Iterator[tuple[UwsgiServe
     """Two instances of two workers each (the env only tells them apart), and the same settings in this process."""
     first = uwsgi_factory(overrides(), processes=2, env={"WS4REDIS_TEST_INSTANCE": "a"})
     second = uwsgi_factory(overrides(), processes=2, env={"WS4REDIS_TEST_INSTANCE": "b"})
-    with override_settings(WS4REDIS_PRESENCE=PRESENCE, WS4REDIS_PRESENCE_GRACE=GRACE):
+    with override_settings(WS4REDIS_PRESENCE=PRESENCE, WS4REDIS_PRESENCE_GRACE=GRACE, WS4REDIS_PREFIX=PREFIX):
         yield first, second
 
 
