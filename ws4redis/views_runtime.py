@@ -18,10 +18,9 @@ close codes are the same ``ws4redis.core.Session``'s as on the no-code path; thi
 
 from __future__ import annotations
 
-import json
 import logging
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import gevent
@@ -31,16 +30,16 @@ from django.http import HttpRequest, HttpResponseBase
 from django.urls import Resolver404, ResolverMatch, resolve
 
 from ws4redis import configuration, history, metrics
-from ws4redis.audience import AUDIENCES, SELF, Subscription, channel_names
+from ws4redis.audience import Subscription
 from ws4redis.auth import Handshake, build_request, check_origin, check_upgrade
 from ws4redis.core import Session, State, actions
 from ws4redis.core.protocol import protocol_for
 from ws4redis.decorators import websocket_mode
 from ws4redis.exceptions import CloseCode, ConnectionClosed, HandshakeRefused
 from ws4redis.hooks import close_db_connections
-from ws4redis.hub import Delivery, get_hub, is_text
-from ws4redis.publisher import RedisPublisher
+from ws4redis.hub import get_hub
 from ws4redis.transports import Transport
+from ws4redis.view_socket import ViewSocket
 
 __all__ = ["ViewSubscription", "WebSocket", "serve_view", "view_for"]
 
@@ -79,7 +78,7 @@ class ViewSubscription:
         self.websocket._detach(self)
 
 
-class WebSocket:
+class WebSocket(ViewSocket):
     """``request.websocket`` of a websocket view: receive, send, iterate, close, subscribe, publish.
 
     Messages come as ``bytes`` (the transports do not tell text from binary frames); ``send`` sends ``str`` as a
@@ -154,44 +153,6 @@ class WebSocket:
                 return None
             self._wake.wait(interval if remaining is None else min(interval, remaining))
 
-    def receive_text(self, timeout: float | None = None) -> str | None:
-        """The next message decoded as UTF-8 (``None`` on timeout)."""
-        data = self.receive(timeout)
-        return None if data is None else data.decode("utf-8", errors="replace")
-
-    def receive_json(self, timeout: float | None = None) -> Any:
-        """The next message parsed as JSON; ``ValueError`` when it is not JSON. ``None`` on timeout."""
-        data = self.receive(timeout)
-        return None if data is None else json.loads(data)
-
-    def __iter__(self) -> Iterator[bytes]:
-        """Every message until the client closes the socket."""
-        while True:
-            try:
-                data = self.receive()
-            except ConnectionClosed:
-                return
-            if data is not None:
-                yield data
-
-    def send(self, data: str | bytes) -> None:
-        """Send one message: ``str`` as a text frame; ``bytes`` as ws4redis sends payloads everywhere, a text frame
-        when valid UTF-8, else a binary frame (so echoing what ``receive`` returned keeps text as text)."""
-        if isinstance(data, str):
-            self._send(data.encode(), text=True)
-        else:
-            self._send(bytes(data), text=is_text(bytes(data)))
-
-    def send_bytes(self, data: bytes) -> None:
-        """Send ``data`` as a binary frame, whatever it contains."""
-        self._send(bytes(data), text=False)
-
-    def send_json(self, value: Any) -> None:
-        """Send ``value`` as compact JSON text (``DjangoJSONEncoder``: dates, decimals, UUIDs)."""
-        from django.core.serializers.json import DjangoJSONEncoder
-
-        self.send(json.dumps(value, cls=DjangoJSONEncoder, separators=(",", ":"), ensure_ascii=False))
-
     def close(self, code: int = CloseCode.NORMAL, reason: str = "") -> None:
         """Close the socket (idempotent); before the upgrade it only marks the view as done. A close the server
         decided (the session's: revoked 4003, drained 1001, slow consumer 4008, message too big 1009) keeps its code
@@ -221,49 +182,11 @@ class WebSocket:
         as the accepted subprotocol says (``ws4redis.v2`` envelopes, else the payload as published).
         """
         self.accept()
-        chosen = audiences or ("broadcast",)
-        unknown = [a for a in chosen if a not in AUDIENCES]
-        if unknown:
-            raise ValueError(f"unknown audience {unknown[0]!r} (one of {', '.join(AUDIENCES)})")
-        channels = channel_names(
-            prefix=configuration.current().prefix, facility=facility, request=self.request,
-            broadcast="broadcast" in chosen,
-            users=[SELF] if "user" in chosen else [],
-            groups=[SELF] if "group" in chosen else [],
-            sessions=[SELF] if "session" in chosen else [],
-        )
+        chosen, channels = self._channels_of(facility, audiences)
         get_hub().attach(self, channels, timeout=configuration.current().subscribe_timeout)
-        subscription = ViewSubscription(self, facility, tuple(chosen), channels)
+        subscription = ViewSubscription(self, facility, chosen, channels)
         self._subscriptions.append(subscription)
         return subscription
-
-    def publish(self, facility: str, message: str | bytes, **audience: Any) -> None:
-        """Publish like ``RedisPublisher(facility=..., request=<this request>, **audience)`` (``SELF`` works)."""
-        RedisPublisher(facility=facility, request=self.request, **audience).publish_message(message)
-
-    # -- the hub's side (another greenlet: queue and wake, never send) ----------------------------------------------
-    def deliver(self, delivery: Delivery) -> None:
-        session = self._session
-        if session is None or self.closed:
-            metrics.done(delivery)  # every way out counts the delivery done for this socket, once
-            return
-        if session.deliver(delivery):
-            self._wake.set()
-
-    def hub_reconnected(self) -> None:
-        """Messages published while the hub was away are lost; a v2 client is told, as on the no-code path."""
-        if self._session is not None and self._session.hub_reconnected():
-            self._wake.set()
-
-    def revoke(self) -> None:
-        """Logged out, session ended: a v2 client is told (``revoked``), then the socket closes with 4003."""
-        if self._session is not None and self._session.revoke():
-            self._wake.set()
-
-    def shutdown(self, reconnect_in_ms: int) -> None:
-        """Drained: a v2 client is told when to come back (``shutdown``), then the socket closes with 1001."""
-        if self._session is not None and self._session.shutdown(reconnect_in_ms):
-            self._wake.set()
 
     # -- internals ------------------------------------------------------------------------------------------------
     def _pending(self) -> None:

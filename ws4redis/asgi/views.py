@@ -16,17 +16,17 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import json
 import logging
 import threading
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Iterator, Mapping, MutableMapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, MutableMapping
 from typing import Any, TypeVar
 
 from ws4redis import configuration, history, metrics
-from ws4redis.core import CloseCode, Delivery, Session, State, actions, is_text
+from ws4redis.core import CloseCode, Session, State, actions
 from ws4redis.core.config import MESSAGES_PER_ROUND
 from ws4redis.exceptions import ConnectionClosed
+from ws4redis.view_socket import ViewSocket
 
 __all__ = ["ThreadWebSocket", "serve_view"]
 
@@ -37,7 +37,7 @@ Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
 
-class ThreadWebSocket:
+class ThreadWebSocket(ViewSocket):
     """``request.websocket`` of a websocket view under ASGI; its methods are called from the view's thread."""
 
     def __init__(self, request: Any, scope: Mapping[str, Any], receive: Receive, send: Send,
@@ -89,38 +89,6 @@ class ThreadWebSocket:
                 return None
             self._wake.wait(interval if remaining is None else min(interval, remaining))
 
-    def receive_text(self, timeout: float | None = None) -> str | None:
-        data = self.receive(timeout)
-        return None if data is None else data.decode("utf-8", errors="replace")
-
-    def receive_json(self, timeout: float | None = None) -> Any:
-        data = self.receive(timeout)
-        return None if data is None else json.loads(data)
-
-    def __iter__(self) -> Iterator[bytes]:
-        while True:
-            try:
-                data = self.receive()
-            except ConnectionClosed:
-                return
-            if data is not None:
-                yield data
-
-    def send(self, data: str | bytes) -> None:
-        """``str`` as a text frame; ``bytes`` as text when valid UTF-8, else binary (as on WSGI)."""
-        if isinstance(data, str):
-            self._send(data.encode(), text=True)
-        else:
-            self._send(bytes(data), text=is_text(bytes(data)))
-
-    def send_bytes(self, data: bytes) -> None:
-        self._send(bytes(data), text=False)
-
-    def send_json(self, value: Any) -> None:
-        from django.core.serializers.json import DjangoJSONEncoder
-
-        self.send(json.dumps(value, cls=DjangoJSONEncoder, separators=(",", ":"), ensure_ascii=False))
-
     def close(self, code: int = CloseCode.NORMAL, reason: str = "") -> None:
         """Close the socket (idempotent); before the upgrade it only marks the view as done."""
         if self.closed:
@@ -133,47 +101,12 @@ class ThreadWebSocket:
 
     def subscribe(self, facility: str, *audiences: str) -> Any:
         """Listen to ``facility`` for ``audiences`` of this request (default broadcast): trusted code, no policy."""
-        from ws4redis.audience import AUDIENCES, SELF, channel_names
 
         self.accept()
-        chosen = audiences or ("broadcast",)
-        unknown = [a for a in chosen if a not in AUDIENCES]
-        if unknown:
-            raise ValueError(f"unknown audience {unknown[0]!r} (one of {', '.join(AUDIENCES)})")
-        channels = channel_names(
-            prefix=configuration.current().prefix, facility=facility, request=self.request,
-            broadcast="broadcast" in chosen, users=[SELF] if "user" in chosen else [],
-            groups=[SELF] if "group" in chosen else [], sessions=[SELF] if "session" in chosen else [],
-        )
-        handle = _Subscription(self, facility, tuple(chosen), channels)
+        chosen, channels = self._channels_of(facility, audiences)
+        handle = _Subscription(self, facility, chosen, channels)
         self._on_loop(self._attach(handle, channels))
         return handle
-
-    def publish(self, facility: str, message: str | bytes, **audience: Any) -> None:
-        from ws4redis.publisher import RedisPublisher
-
-        RedisPublisher(facility=facility, request=self.request, **audience).publish_message(message)
-
-    # -- the hub's side (the loop): queue and wake ------------------------------------------------------------------
-    def deliver(self, delivery: Delivery) -> None:
-        session = self._session
-        if session is None or self.closed:
-            metrics.done(delivery)
-            return
-        if session.deliver(delivery):
-            self._wake.set()
-
-    def hub_reconnected(self) -> None:
-        if self._session is not None and self._session.hub_reconnected():
-            self._wake.set()
-
-    def revoke(self) -> None:
-        if self._session is not None and self._session.revoke():
-            self._wake.set()
-
-    def shutdown(self, reconnect_in_ms: int) -> None:
-        if self._session is not None and self._session.shutdown(reconnect_in_ms):
-            self._wake.set()
 
     # -- the loop's side ----------------------------------------------------------------------------------------
     def _on_loop(self, coroutine: Coroutine[Any, Any, T]) -> T:
