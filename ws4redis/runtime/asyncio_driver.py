@@ -124,7 +124,7 @@ class AsyncioConnection:
 
     __slots__ = (
         "_abort", "_allowance", "_attached", "_deferred", "_due", "_grants", "_handshake", "_identity", "_inbox",
-        "_loop", "_online", "_presence", "_quota", "_receive", "_request", "_room", "_send", "_sending",
+        "_loop", "_online", "_presence", "_quota", "_receive", "_request", "_room", "_send", "_send_since", "_sending",
         "_subscription", "_task", "_wake", "_wake_at", "hub", "session",
     )
 
@@ -158,7 +158,8 @@ class AsyncioConnection:
         self._allowance: TokenBucket | None = None
         self._wake_at: float | None = None  # a Wake action's deadline (monotonic)
         self._task: asyncio.Task[Any] | None = None  # the socket's task, once it serves
-        self._sending: asyncio.TimerHandle | None = None  # the send timeout, while a send waits on the client
+        self._sending: asyncio.TimerHandle | None = None  # the send-timeout check, armed while sends go on
+        self._send_since: float | None = None  # loop time the current send began; None: not in a send
         self._abort: _Ended | None = None  # why the socket's task was cancelled by this connection itself
         self._due = 0.0  # the next periodic wake-up (monotonic)
         self._grants: dict[str, tuple[Any, set[str]]] = {}  # run-time facilities with a disconnect hook
@@ -178,7 +179,7 @@ class AsyncioConnection:
             self._wake.set()
         elif result == WAKE:
             self._wake.set()
-            if self._sending is not None:  # blocked on a client that stopped reading: it is closed already
+            if self._send_since is not None:  # blocked on a client that stopped reading: it is closed already
                 self._cancel(_Ended(CloseCode.SLOW_CONSUMER, "slow consumer"))
 
     def hub_reconnected(self) -> None:
@@ -380,19 +381,33 @@ class AsyncioConnection:
             metrics.DELIVERED.inc(len(batch))
 
     async def _frame(self, data: bytes, text: bool) -> None:
-        # A timer, not wait_for (a task per frame): past it, or when the session gives up on this client (slow
-        # consumer), the socket's task is cancelled out of the send (``_cancel``).
-        self._sending = self._loop.call_later(
-            _SEND_TIMEOUT, self._cancel, _Ended(CloseCode.GOING_AWAY, "send timed out")
-        )
+        # One timer per socket, not one per frame (a call_later and its cancel per frame were the largest part of
+        # ws4redis' own cost in a fan-out, bench/): it is armed by the first send and re-armed from the start of the
+        # send in progress when it fires, so a send that waits _SEND_TIMEOUT on a client that stopped reading (or a
+        # session that gives up on it: slow consumer) cancels the socket's task out of the send (``_cancel``).
+        self._send_since = self._loop.time()
+        if self._sending is None:
+            self._sending = self._loop.call_later(_SEND_TIMEOUT, self._check_send)
         try:
             await self._send(asgi_frame(data, text))
         except (OSError, RuntimeError):  # the server says the client is gone
             raise _Ended(1006, "") from None
         finally:
-            sending, self._sending = self._sending, None
-            if sending is not None:
-                sending.cancel()
+            self._send_since = None
+
+    def _check_send(self) -> None:
+        """The send-timeout timer: disarm when no send is in progress, give up on one that waited too long, else
+        look again when the one in progress would reach the timeout."""
+        since = self._send_since
+        if since is None:
+            self._sending = None
+            return
+        waited = self._loop.time() - since
+        if waited >= _SEND_TIMEOUT:
+            self._sending = None
+            self._cancel(_Ended(CloseCode.GOING_AWAY, "send timed out"))
+        else:
+            self._sending = self._loop.call_later(_SEND_TIMEOUT - waited, self._check_send)
 
     def _cancel(self, why: _Ended) -> None:
         """Stop waiting on a client that does not read: cancel the socket's task out of its send."""
@@ -595,6 +610,9 @@ class AsyncioConnection:
         session = self.session
         if session.state is not State.CLOSED:
             session.closed()
+        if self._sending is not None:  # the send-timeout check would keep this connection alive for up to 30 s
+            self._sending.cancel()
+            self._sending = None
         if self._attached:
             self._attached = False
             self.hub.detach(self, session.listen, identity=self._identity)
