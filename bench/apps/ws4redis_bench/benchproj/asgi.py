@@ -1,0 +1,10 @@
+"""ASGI entry of the benchmark project: Django and ws4redis' websockets in one application, as a project's
+``asgi.py`` would have it (``uvicorn benchproj.asgi:application``). Target ``ws4redis-asgi-uvicorn`` of bench/run.sh."""
+
+import os
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "benchproj.settings")
+
+from ws4redis.asgi import get_asgi_application  # noqa: E402  (the settings module must be named first)
+
+application = get_asgi_application()
