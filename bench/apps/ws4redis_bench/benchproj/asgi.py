@@ -3,8 +3,9 @@
 
 import os
 
+# The settings module is named before ws4redis.asgi is imported.
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "benchproj.settings")
 
-from ws4redis.asgi import get_asgi_application  # noqa: E402  (the settings module must be named first)
+from ws4redis.asgi import get_asgi_application
 
 application = get_asgi_application()
