@@ -47,6 +47,7 @@ GEVENT="${GEVENT:-1100}"
 GEVENT_S2="${GEVENT_S2:-5100}"
 S2_CONNS="${S2_CONNS:-5000}"
 MAX_SECONDS="${MAX_SECONDS:-60}"
+UVICORN_WS="${UVICORN_WS:-websockets-sansio}"  # --ws of ws4redis-asgi-uvicorn and bare-asgi-uvicorn (the anchor's)
 STAMP="$(date +%Y%m%d-%H%M%S)"
 OUT="${OUT:-/tmp/ws4redis-bench/run-$STAMP.jsonl}"
 LOGDIR="${LOGDIR:-/tmp/ws4redis-bench/logs-$STAMP}"
@@ -130,14 +131,14 @@ start_server() {
       ( cd "$HERE/apps/ws4redis_bench" && DJANGO_SETTINGS_MODULE=benchproj.settings \
           PYTHONPATH="$ROOT:$HERE/apps/ws4redis_bench" exec "$W4R_BIN/uvicorn" \
           benchproj.asgi:application --host 127.0.0.1 --port "$PORT" --loop uvloop --http httptools \
-          --ws websockets-sansio --no-access-log --log-level warning --backlog 2048 ) >"$log" 2>&1 &
+          --ws "$UVICORN_WS" --no-access-log --log-level warning --backlog 2048 ) >"$log" 2>&1 &
       SERVER_PID=$!
       ws4redis_urls
       ;;
     bare-asgi-uvicorn)
       ( cd "$HERE/apps/bare_asgi" && BARE_CONTROL_PORT="$BARE_CONTROL_PORT" exec "$W4R_BIN/uvicorn" \
           bare_asgi_app:application --host 127.0.0.1 --port "$PORT" --loop uvloop --http httptools \
-          --ws websockets-sansio --no-access-log --log-level warning --backlog 2048 ) >"$log" 2>&1 &
+          --ws "$UVICORN_WS" --no-access-log --log-level warning --backlog 2048 ) >"$log" 2>&1 &
       SERVER_PID=$!
       URL_BCAST="ws://127.0.0.1:$PORT/ws/bench"; URL_USER=""; URL_IDLE="$URL_BCAST"
       PUB="env BARE_CONTROL_PORT=$BARE_CONTROL_PORT BARE_WORKERS=1 $W4R_PY $HERE/publisher.py --backend bare"
