@@ -136,6 +136,9 @@ def summary(groups):
         w = t.rsplit("-", 1)[-1]
         if t.startswith("bare-frames"):
             return None
+        if t.startswith("ws4redis-asgi-"):  # its ceiling is the bare ASGI loop on the same server, not uWSGI's
+            c = "bare-asgi-" + w
+            return c if c in targets else None
         return f"bare-{w}" if f"bare-{w}" in targets else ("bare-1w" if "bare-1w" in targets else None)
 
     cols = ["target", "S1 deliv/s", "S1 lost", "S1 p99 ms", "S3 deliv/s", "S3 lost", "S3 p99 ms",

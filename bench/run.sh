@@ -18,6 +18,11 @@
 #   dwr06-1w / dwr06-4w         django-websocket-redis 0.6.0 as in ../shared/bench (uWSGI --http router;
 #                               4 workers, S2: 12 workers, because of its fd-1024 select() limit)
 #   channels-{core,pubsub}-{uvicorn,daphne}   Channels 4.3 + channels_redis 4.3
+#   ws4redis-asgi-uvicorn       this repository's ASGI application (bench/apps/ws4redis_bench/benchproj/asgi.py:
+#                               ws4redis.asgi.get_asgi_application()) on $W4R_BIN/uvicorn, one worker, the uvicorn
+#                               flags of channels-*-uvicorn (--loop uvloop --http httptools --ws websockets-sansio)
+#   bare-asgi-uvicorn           bench/apps/bare_asgi/bare_asgi_app.py on the same uvicorn and flags: no Redis, no
+#                               Django (S1, S2, S4); THE ceiling of ws4redis-asgi-uvicorn
 # Anchors need the venvs of bench/setup_anchors.sh (under $VENVS, default /tmp/bench-venvs); a missing venv skips them.
 # Scenarios: S1 fan-out (1,000 sockets, 200 msgs at 50/s), S2 idle (5,000 sockets, hold 5 s), S3 targeted (1,000 user
 # channels, 1 msg each), S4 burst (100 sockets, 5,000 msgs as fast as possible). S2 for ws4redis uses authenticated
@@ -42,6 +47,7 @@ GEVENT="${GEVENT:-1100}"
 GEVENT_S2="${GEVENT_S2:-5100}"
 S2_CONNS="${S2_CONNS:-5000}"
 MAX_SECONDS="${MAX_SECONDS:-60}"
+UVICORN_WS="${UVICORN_WS:-websockets-sansio}"  # --ws of ws4redis-asgi-uvicorn and bare-asgi-uvicorn (the anchor's)
 STAMP="$(date +%Y%m%d-%H%M%S)"
 OUT="${OUT:-/tmp/ws4redis-bench/run-$STAMP.jsonl}"
 LOGDIR="${LOGDIR:-/tmp/ws4redis-bench/logs-$STAMP}"
@@ -96,6 +102,8 @@ wait_port() {
 # supports TARGET SCENARIO -> 0 when the target runs that scenario and its venv exists
 supports() {
   case "$1" in
+    bare-asgi-uvicorn) case "$2" in S3|S2u) return 1;; esac; [ -x "$W4R_BIN/uvicorn" ] ;;
+    ws4redis-asgi-uvicorn) [ -x "$W4R_BIN/uvicorn" ] ;;
     bare-*) case "$2" in S3|S2u) return 1;; esac; [ -x "$W4R_BIN/uwsgi" ] ;;
     ws4redis-*) [ -x "$W4R_BIN/uwsgi" ] ;;
     dwr06-*) [ "$2" != S2u ] && [ -x "$VENVS/ws4redis/bin/uwsgi" ] ;;
@@ -118,6 +126,23 @@ start_server() {
   local target="$1" scen="$2" log="$3" cores="$GEVENT" procs
   case "$scen" in S2|S2u) cores="$GEVENT_S2";; esac
   case "$target" in
+    ws4redis-asgi-uvicorn)
+      # The same uvicorn flags as channels-*-uvicorn; ws4redis' own lifespan sets Django and the hub up at startup.
+      ( cd "$HERE/apps/ws4redis_bench" && DJANGO_SETTINGS_MODULE=benchproj.settings \
+          PYTHONPATH="$ROOT:$HERE/apps/ws4redis_bench" exec "$W4R_BIN/uvicorn" \
+          benchproj.asgi:application --host 127.0.0.1 --port "$PORT" --loop uvloop --http httptools \
+          --ws "$UVICORN_WS" --no-access-log --log-level warning --backlog 2048 ) >"$log" 2>&1 &
+      SERVER_PID=$!
+      ws4redis_urls
+      ;;
+    bare-asgi-uvicorn)
+      ( cd "$HERE/apps/bare_asgi" && BARE_CONTROL_PORT="$BARE_CONTROL_PORT" exec "$W4R_BIN/uvicorn" \
+          bare_asgi_app:application --host 127.0.0.1 --port "$PORT" --loop uvloop --http httptools \
+          --ws "$UVICORN_WS" --no-access-log --log-level warning --backlog 2048 ) >"$log" 2>&1 &
+      SERVER_PID=$!
+      URL_BCAST="ws://127.0.0.1:$PORT/ws/bench"; URL_USER=""; URL_IDLE="$URL_BCAST"
+      PUB="env BARE_CONTROL_PORT=$BARE_CONTROL_PORT BARE_WORKERS=1 $W4R_PY $HERE/publisher.py --backend bare"
+      ;;
     ws4redis-*|bare-*)
       procs="${target##*-}"; procs="${procs%w}"
       local frames=0; [ "${target#bare-frames}" != "$target" ] && frames=1
