@@ -48,7 +48,7 @@ class AsgiServer(Process):
 
     def __init__(self, name: str, *, app: str = "tests.project.asgi:application",
                  overrides: dict[str, Any] | None = None, env: dict[str, str] | None = None,
-                 wait: bool = True) -> None:
+                 wait: bool = True, extra: list[str] | None = None) -> None:
         self.name = name
         self.port = free_port()
         environ = dict(os.environ)
@@ -61,7 +61,7 @@ class AsgiServer(Process):
         module = {"gunicorn": "uvicorn_worker"}.get(name, name)
         if importlib.util.find_spec(module) is None:  # say what is missing, not "server exited before listening"
             raise RuntimeError(f"{module} is not installed: pip install -r requirements-test.txt")
-        super().__init__(command(name, app, self.port), env=environ, cwd=ROOT)
+        super().__init__(command(name, app, self.port) + list(extra or ()), env=environ, cwd=ROOT)
         if wait:
             wait_for_port(self.port, proc=self.proc)
 

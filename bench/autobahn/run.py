@@ -1,16 +1,22 @@
-"""Autobahn|Testsuite (fuzzingclient, cases 1-7, 9, 10) against ws4redis on both transports, on 127.0.0.1 only.
+"""Autobahn|Testsuite (fuzzingclient, cases 1-7, 9, 10) against ws4redis on gevent, uWSGI and ASGI, on 127.0.0.1 only.
 
-    .venv/bin/python bench/autobahn/run.py [--wstest PATH] [--out DIR] [--agents gevent-facility,...]
+    .venv/bin/python bench/autobahn/run.py [--out DIR] [--summary FILE] [--agents gevent-facility,...] [--cases "1.*"]
 
 Agents:
 - ``gevent-transport``: ``echo_app.py``, a bare echo on the wsproto transport (RFC 6455 conformance of the transport);
 - ``gevent-facility``: ``manage.py runwebsocket`` of the test project, echo through Redis on a facility
   (``?subscribe-broadcast&publish-broadcast&echo``);
-- ``uwsgi-facility``: the same facility under uWSGI 2.0.31 (``ws4redis.wsgi:application``).
+- ``uwsgi-facility``: the same facility under uWSGI 2.0.31 (``ws4redis.wsgi:application``);
+- ``uvicorn-facility``, ``daphne-facility``, ``hypercorn-facility``, ``granian-facility``: the same facility on the
+  ASGI application of the test project (``tests.project.asgi:application``) under each server
+  (``tests.asgi_servers.AsgiServer``); the websocket framing is the server's own. ``asgi_size_options`` raises the
+  servers' message and frame limits above case 9's 16 MiB messages;
+- ``uvicorn-wsproto-facility``: uvicorn with ``--ws wsproto`` instead of its default framing (the websockets library).
 
 Starts its own redis-server and servers on free ports, stops them by pid, writes ``summary.md`` beside this file
 from the report. ``wstest`` runs under Python 2.7: ``pip install --target DIR -r requirements-py27.txt`` with a
-Python 2.7 interpreter, then ``--wstest 'python2.7 DIR'`` (see docs/servers.md).
+Python 2.7 interpreter; ``WS4REDIS_PY27`` and ``WS4REDIS_AUTOBAHN_DIR`` name them if not at the default paths
+(see docs/servers.md). ``AUTOBAHN_TIMEOUT`` bounds the whole wstest run (seconds, default 1500).
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
 sys.path.insert(0, str(ROOT))
 
+from tests.asgi_servers import ASGI_SERVERS, AsgiServer  # noqa: E402
 from tests.gevent_servers import GeventServer  # noqa: E402
 from tests.servers import Process, RedisServer, UwsgiServer, free_port, wait_for_port  # noqa: E402
 
@@ -40,6 +47,28 @@ OVERRIDES = {
     "WS4REDIS_HEARTBEAT": None,
     "WS4REDIS_ALLOWED_ORIGINS": ["*"],
 }
+
+AGENTS = ("gevent-transport", "gevent-facility", "uwsgi-facility", "uvicorn-facility", "uvicorn-wsproto-facility",
+          "daphne-facility", "hypercorn-facility", "granian-facility")
+LIMIT = str(32 * 1024 * 1024)
+
+
+def asgi_size_options(name: str, workdir: Path) -> list[str]:
+    """Each ASGI server's options for messages up to 32 MiB (case 9 sends 16 MiB in one frame and in 64 KiB frames).
+
+    uvicorn ``--ws-max-size`` (default 16 MiB); daphne ``--websocket-max-message-size`` and
+    ``--websocket-max-frame-size`` (default 1 MiB each); hypercorn has no command-line option, only the configuration
+    key ``websocket_max_message_size`` (default 16 MiB) in a TOML file; granian has no setting (its tungstenite
+    defaults, 64 MiB per message and 16 MiB per frame, admit case 9)."""
+    if name == "uvicorn":
+        return ["--ws-max-size", LIMIT]
+    if name == "daphne":
+        return ["--websocket-max-message-size", LIMIT, "--websocket-max-frame-size", LIMIT]
+    if name == "hypercorn":
+        config = workdir / "hypercorn.toml"
+        config.write_text(f"websocket_max_message_size = {LIMIT}\n")
+        return ["--config", str(config)]
+    return []
 
 
 def wstest_command(spec: str) -> list[str]:
@@ -74,12 +103,15 @@ def summarise(index: dict[str, dict[str, dict[str, str]]]) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--agents", default="gevent-transport,gevent-facility,uwsgi-facility")
+    parser.add_argument("--agents", default=",".join(AGENTS), help="comma-separated, of: " + ", ".join(AGENTS))
     parser.add_argument("--out", default=os.path.join(tempfile.gettempdir(), "ws4redis-autobahn"))
     parser.add_argument("--cases", default="*")
     parser.add_argument("--summary", default=str(HERE / "summary.md"), help="where the Markdown summary goes")
     args = parser.parse_args()
     agents = args.agents.split(",")
+    unknown = set(agents) - set(AGENTS)
+    if unknown:
+        parser.error(f"unknown agents: {', '.join(sorted(unknown))}")
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.project.settings")
     os.environ["WS4REDIS_TEST_REDIS_PORT"] = str(free_port())
     os.environ["WS4REDIS_TEST_DB"] = os.path.join(tempfile.mkdtemp(prefix="ws4redis-ab-"), "db.sqlite3")
@@ -90,6 +122,8 @@ def main() -> int:
         subprocess.run([sys.executable, "-m", "django", "migrate", "-v0"], cwd=ROOT, check=True,
                        env={**os.environ, "PYTHONPATH": str(ROOT)})
         servers = []
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
         if "gevent-transport" in agents:
             port = free_port()
             echo = Process([sys.executable, str(HERE / "echo_app.py"), str(port)], cwd=ROOT,
@@ -105,8 +139,13 @@ def main() -> int:
             uwsgi = UwsgiServer(overrides=OVERRIDES, extra=["--websocket-max-size", str(32 * 1024)])
             started.append(uwsgi)
             servers.append({"agent": "ws4redis-uwsgi-facility", "url": f"ws://127.0.0.1:{uwsgi.port}{FACILITY}"})
-        out = Path(args.out)
-        out.mkdir(parents=True, exist_ok=True)
+        variants: list[tuple[str, str, list[str]]] = [(name, name, []) for name in ASGI_SERVERS]
+        variants.append(("uvicorn-wsproto", "uvicorn", ["--ws", "wsproto"]))
+        for agent, name, options in variants:
+            if f"{agent}-facility" in agents:
+                asgi = AsgiServer(name, overrides=OVERRIDES, extra=asgi_size_options(name, out) + options)
+                started.append(asgi)
+                servers.append({"agent": f"ws4redis-{agent}-facility", "url": f"ws://127.0.0.1:{asgi.port}{FACILITY}"})
         spec = {"options": {"failByDrop": False}, "outdir": str(out / "reports"), "servers": servers,
                 "cases": [args.cases], "exclude-cases": ["8.*", "11.*", "12.*", "13.*"], "exclude-agent-cases": {}}
         (out / "fuzzingclient.json").write_text(json.dumps(spec, indent=1))
