@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from tests.servers import ROOT, Process, RedisServer, free_port, wait_for_port
+from tests.servers import ROOT, Process, RedisServer, children_or_self, free_port, wait_for_port
 
 __all__ = ["ASGI_SERVERS", "AsgiServer", "asgi_servers_fixture", "command"]
 
@@ -64,6 +64,10 @@ class AsgiServer(Process):
         super().__init__(command(name, app, self.port) + list(extra or ()), env=environ, cwd=ROOT)
         if wait:
             wait_for_port(self.port, proc=self.proc)
+
+    def workers(self) -> list[int]:
+        """Pids of the processes that serve (gunicorn's workers; uvicorn and the others with one worker: itself)."""
+        return children_or_self(self.pid)
 
 
 _started: dict[str, AsgiServer] = {}

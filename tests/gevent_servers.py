@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from tests.servers import ROOT, Process, free_port, wait_for_port
+from tests.servers import ROOT, Process, children_or_self, free_port, wait_for_port
 
 __all__ = ["GeventServer", "RunserverProcess", "project_env"]
 
@@ -46,8 +46,7 @@ class GeventServer(Process):
 
     def workers(self) -> list[int]:
         """Pids of the worker processes (children of the supervisor; the process itself with one worker)."""
-        out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(self.pid)], capture_output=True, text=True).stdout
-        return [int(p) for p in out.split()] or [self.pid]
+        return children_or_self(self.pid)
 
 
 class RunserverProcess(Process):

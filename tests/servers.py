@@ -146,6 +146,12 @@ class UwsgiServer(Process):
         return [int(p) for p in out.split()]
 
 
+def children_or_self(pid: int) -> list[int]:
+    """Pids of ``pid``'s child processes (a server's workers), or ``[pid]`` when it serves alone."""
+    out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True).stdout
+    return [int(p) for p in out.split()] or [pid]
+
+
 def tcp_connections(pid: int) -> list[tuple[int, int]]:
     """``(local port, remote port)`` of the established IPv4 TCP connections process ``pid`` holds open."""
     inodes = set()
