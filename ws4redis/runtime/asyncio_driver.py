@@ -216,8 +216,13 @@ class AsyncioConnection:
             await self._release_quota()
             raise
         self._attached = True
-        self.session.attached()
+        # The history positions are read now, before the upgrade: the welcome carries them, the resume hold starts
+        # from them, and nothing published from here on can be missed by a replay (the session hands this action to
+        # the driver directly, not through take(), which must wait for the upgrade).
+        read = self.session.attached()
         try:
+            if read is not None:
+                await self._read_positions(read)
             await self._carry_out()
         except BaseException:
             await self._end(CloseCode.INTERNAL_ERROR, "not opened")
