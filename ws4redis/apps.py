@@ -11,7 +11,7 @@ from typing import Any
 from django.apps import AppConfig
 from django.contrib.auth.signals import user_logged_in
 
-from ws4redis.audience import MEMBEROF_KEY
+from ws4redis.broker.audience import MEMBEROF_KEY
 
 __all__ = ["Ws4RedisConfig", "store_groups_in_session"]
 
@@ -31,10 +31,10 @@ class Ws4RedisConfig(AppConfig):
 
     def ready(self) -> None:
         user_logged_in.connect(store_groups_in_session, dispatch_uid="ws4redis.store_groups_in_session")
-        from ws4redis import install_checks  # noqa: F401  (registers its system checks)
-        from ws4redis.revocation import connect_receivers
+        from ws4redis.broker.revocation import connect_receivers
+        from ws4redis.integration import install_checks  # noqa: F401  (registers its system checks)
 
         connect_receivers()
-        from ws4redis import checks
+        from ws4redis.integration import checks
 
         checks.register()  # the settings' system checks (manage.py check, runserver)

@@ -107,8 +107,8 @@ def capture_published(*, deliver: bool = False) -> Iterator[PublishedOutbox]:
     publishes go through as usual and are recorded too. Publishes made by websocket clients themselves are not
     recorded: they do not go through a publisher.
     """
-    from ws4redis.publisher import RedisPublisher
-    from ws4redis.redis_store import RedisMessage, RedisStore
+    from ws4redis.broker.publisher import RedisPublisher
+    from ws4redis.broker.redis_store import RedisMessage, RedisStore
 
     outbox = PublishedOutbox()
     real_publish = RedisStore.publish_message
@@ -239,14 +239,14 @@ class _GeventLiveServer:
     """What ``LiveServerThread`` expects of its server (``set_app``, ``serve_forever``, ``shutdown``...), on gevent."""
 
     def __init__(self, address: tuple[str, int]) -> None:
-        from ws4redis.server import listen
+        from ws4redis.servers.gevent_server import listen
 
         self.socket = listen(*address)
         self.server_address = self.socket.getsockname()
         self._server: Any = None
 
     def set_app(self, application: Any) -> None:
-        from ws4redis.server import GeventDispatcher, make_server
+        from ws4redis.servers.gevent_server import GeventDispatcher, make_server
 
         self._server = make_server(self.socket, GeventDispatcher(application))
 
@@ -300,7 +300,7 @@ class WebsocketLiveServerTestCase(LiveServerTestCase):
 
     @classmethod
     def setUpClass(cls) -> None:
-        from ws4redis.server import patch
+        from ws4redis.servers.gevent_server import patch
 
         patch()  # the live server's "thread" becomes a greenlet sharing the test's gevent loop
         super().setUpClass()
@@ -308,7 +308,7 @@ class WebsocketLiveServerTestCase(LiveServerTestCase):
     @classmethod
     def tearDownClass(cls) -> None:
         super().tearDownClass()
-        from ws4redis.hub import reset_hub
+        from ws4redis.runtime.gevent.hub import reset_hub
 
         reset_hub()
 

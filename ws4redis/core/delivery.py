@@ -8,7 +8,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from ws4redis.wire import is_text
+from ws4redis.core.wire import is_text
 
 __all__ = ["Delivery", "is_text"]
 

@@ -13,7 +13,7 @@ import json
 from typing import Any, Protocol
 
 from ws4redis.core.delivery import Delivery
-from ws4redis.wire import is_text
+from ws4redis.core.wire import is_text
 
 __all__ = [
     "CONTROL_KINDS",

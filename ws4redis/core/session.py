@@ -27,10 +27,10 @@ from ws4redis.core import actions as act
 from ws4redis.core.codes import CloseCode
 from ws4redis.core.config import QUEUE_ENTRY_BYTES, Config
 from ws4redis.core.delivery import Delivery, is_text
+from ws4redis.core.limits import TokenBucket
 from ws4redis.core.protocol import Change, WireProtocol, origin_of
 from ws4redis.core.state import State, check
-from ws4redis.limits import TokenBucket
-from ws4redis.wire import parse_stream_id
+from ws4redis.core.wire import parse_stream_id
 
 __all__ = ["DROPPED", "FIRST", "QUEUED", "WAKE", "Positions", "Session"]
 

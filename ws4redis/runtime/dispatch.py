@@ -21,8 +21,10 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Protocol
 
-from ws4redis import metrics, reach, wire
-from ws4redis.revocation import instance_name, parse_control
+from ws4redis import metrics
+from ws4redis.broker import reach
+from ws4redis.broker.revocation import instance_name, parse_control
+from ws4redis.core import wire
 
 __all__ = ["BAD_LOG_INTERVAL", "HubDispatch", "reconnect_delay"]
 

@@ -41,8 +41,8 @@ from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
 from ws4redis import settings
-from ws4redis.audience import AUDIENCES
-from ws4redis.streams import sign_stream
+from ws4redis.broker.audience import AUDIENCES
+from ws4redis.integration.streams import sign_stream
 
 __all__ = ["build_websocket_url", "htmx_stream_from", "turbo_stream_from", "websocket_url"]
 

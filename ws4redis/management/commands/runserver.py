@@ -22,7 +22,7 @@ from django.core.management.commands.runserver import Command as CoreRunserver
 from django.utils import autoreload
 
 from ws4redis import settings
-from ws4redis.server import GeventDispatcher, RunserverServer, patch
+from ws4redis.servers.gevent_server import GeventDispatcher, RunserverServer, patch
 
 __all__ = ["Command"]
 

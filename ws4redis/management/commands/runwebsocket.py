@@ -22,7 +22,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from ws4redis import settings
-from ws4redis.server import listen
+from ws4redis.servers.gevent_server import listen
 
 __all__ = ["Command"]
 
@@ -70,7 +70,7 @@ class Command(BaseCommand):
 
 def serve(sock: Any, options: dict[str, Any]) -> None:
     """One worker: a gevent WSGI server on ``sock`` until SIGTERM/SIGINT, then a graceful shutdown."""
-    from ws4redis.server import patch
+    from ws4redis.servers.gevent_server import patch
 
     patch()
     import gevent
@@ -79,8 +79,8 @@ def serve(sock: Any, options: dict[str, Any]) -> None:
     if not isinstance(sock, gevent.socket.socket):  # made before the fork, by the unpatched supervisor
         sock = gevent.socket.socket(fileno=sock.detach())
 
-    from ws4redis.hub import reset_hub
-    from ws4redis.server import GeventDispatcher, make_server
+    from ws4redis.runtime.gevent.hub import reset_hub
+    from ws4redis.servers.gevent_server import GeventDispatcher, make_server
 
     dispatcher = GeventDispatcher(serve_django=bool(options.get("with_django")))
     server = make_server(sock, dispatcher, log=None)

@@ -12,7 +12,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
-from ws4redis.revocation import drain
+from ws4redis.broker.revocation import drain
 
 
 class Command(BaseCommand):

@@ -73,7 +73,7 @@ def _labelled(values: dict[str, float]) -> str:
 
 def _hub_links() -> dict[str, list[dict[str, Any]]]:
     """``{redis address: [CLIENT LIST entries of ws4redis hubs]}`` for the Redis ws4redis publishes to."""
-    from ws4redis.redis_store import get_connection
+    from ws4redis.broker.redis_store import get_connection
 
     client: Any = get_connection()
     if hasattr(client, "get_primaries"):  # Redis Cluster: each shard's primary holds its own hub links

@@ -11,8 +11,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand
 
-from ws4redis.presence_dispatch import send_now
-from ws4redis.presence_signals import sweep
+from ws4redis.broker.presence_dispatch import send_now
+from ws4redis.broker.presence_signals import sweep
 
 
 class Command(BaseCommand):

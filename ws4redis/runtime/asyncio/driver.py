@@ -1,0 +1,721 @@
+"""The asyncio driver: one task per websocket runs the sans-I/O ``Session`` (``ws4redis.core``) over ASGI messages.
+
+The session decides everything (kept messages, heartbeats, client publishing and its rate, v2 requests, resume and
+replay, slow consumers, revocation, drain, expiry); this module only does I/O, as ``ws4redis.connection`` does on
+gevent:
+
+- the asyncio hub (``ws4redis.runtime.asyncio_hub``) calls ``deliver`` and the control callbacks on the event loop;
+  they never block, they queue in the session and wake the socket's task;
+- a reader task turns ASGI ``websocket.receive`` messages into an inbox bounded by ``MESSAGES_PER_ROUND`` (a client
+  that floods waits for the server's own flow control, it never grows a queue here);
+- the socket's task waits for a wake-up, hands the session at most ``MESSAGES_PER_ROUND`` client messages, carries out
+  the actions the session returns, in order, then writes the queue; a periodic wake-up (``WS4REDIS_WAKE_INTERVAL``,
+  sooner for presence) ticks the session and refreshes presence and the connection quota.
+
+Redis (publishes, kept messages, history positions and replays, presence, quota) goes through the process's
+synchronous client in a worker thread: the same code and the same topologies (Sentinel, Cluster) as the gevent side,
+without blocking the loop. What reads the session's live queue from there (``first_live``) runs on the loop. The
+run-time subscribe policy runs in Django's sync thread, as the handshake does; the message and disconnect hooks run in
+worker threads, so a slow hook holds only its own socket.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
+from typing import Any, TypeVar
+
+import redis
+from asgiref.sync import sync_to_async
+
+from ws4redis import metrics, settings
+from ws4redis.broker import history
+from ws4redis.configuration import current
+from ws4redis.core import FIRST, WAKE, CloseCode, Delivery, Session, State, actions
+from ws4redis.core.config import MESSAGES_PER_ROUND
+from ws4redis.core.limits import TokenBucket
+from ws4redis.core.protocol import protocol_for
+
+__all__ = ["AsyncioConnection", "asgi_frame", "close_hub", "hub", "send_close", "serve"]
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+
+_SEND_TIMEOUT = 30.0  # seconds a single send may wait for a client that stopped reading, as on the gevent transport
+
+
+class _Ended(Exception):
+    """The websocket is over: ``code`` is how it ended (sent by us, or the client's)."""
+
+    def __init__(self, code: int, reason: str = "") -> None:
+        super().__init__(code, reason)
+        self.code = code
+        self.reason = reason
+
+
+def hub() -> Any:
+    """This process's asyncio hub (one Redis pub/sub connection per process and loop)."""
+    from ws4redis.runtime.asyncio.hub import get_asyncio_hub
+
+    return get_asyncio_hub()
+
+
+async def close_hub() -> None:
+    """Close the hub at the lifespan's shutdown, if one was made."""
+    from ws4redis.runtime.asyncio.hub import reset_asyncio_hub
+
+    await reset_asyncio_hub()
+
+
+def _redis() -> Any:
+    from ws4redis.broker.redis_store import get_connection
+
+    return get_connection()
+
+
+async def _in_thread(func: Callable[..., T], *args: Any) -> T:
+    """Redis work off the loop (the synchronous client, any topology)."""
+    return await asyncio.to_thread(func, *args)
+
+
+async def _in_django(func: Callable[..., T], *args: Any) -> T:
+    """Django work (hooks, the policy) in Django's sync thread, as Django's ASGI handler runs sync views."""
+    return await sync_to_async(func, thread_sensitive=True)(*args)
+
+
+class _Wake:
+    """``asyncio.Event`` for the one task that waits on it, without the Event's deque of waiters (most of an idle
+    socket is its bookkeeping)."""
+
+    __slots__ = ("_set", "_waiter")
+
+    def __init__(self) -> None:
+        self._set = False
+        self._waiter: asyncio.Future[None] | None = None
+
+    def set(self) -> None:
+        self._set = True
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def clear(self) -> None:
+        self._set = False
+
+    def is_set(self) -> bool:
+        return self._set
+
+    async def wait(self) -> None:
+        if self._set:
+            return
+        self._waiter = asyncio.get_running_loop().create_future()
+        try:
+            await self._waiter
+        finally:
+            self._waiter = None
+
+
+class AsyncioConnection:
+    """One websocket on asyncio: the hub's listener and the owner of its session."""
+
+    __slots__ = (
+        "_abort", "_allowance", "_attached", "_deferred", "_due", "_grants", "_handshake", "_identity", "_inbox",
+        "_loop", "_online", "_presence", "_quota", "_receive", "_request", "_room", "_send", "_send_since", "_sending",
+        "_subscription", "_task", "_wake", "_wake_at", "hub", "session",
+    )
+
+    def __init__(self, handshake: Any, receive: Receive, send: Send, hub: Any) -> None:
+        config = current()
+        # The handshake until the socket is open; after it only what can still be used: the request is kept for a
+        # v2 client (its run-time subscriptions are authorised with it) and for the message and disconnect hooks.
+        self._handshake: Any = handshake
+        self._request: Any = handshake.request
+        self._subscription: Any = handshake.subscription
+        self._receive = receive
+        self._send = send
+        self.hub = hub
+        self._loop = asyncio.get_running_loop()
+        hooks = _hooks(handshake.subscription)
+        self.session = Session(
+            config, protocol_for(handshake.subprotocol, heartbeat=config.heartbeat, prefix=config.prefix),
+            listen=list(handshake.listen), publish=list(handshake.publish),
+            recovery=history.recovery_for(handshake.listen), echo=handshake.subscription.echo,
+            label=handshake.label, expires_at=handshake.session_expiry, message_hook=hooks.message is not None,
+        )
+        self._identity = handshake.identity
+        self._wake = _Wake()
+        self._inbox: list[MutableMapping[str, Any]] = []  # a list: at most MESSAGES_PER_ROUND; an empty deque is 760 B
+        self._room: asyncio.Event | None = None  # made when the inbox is full: the reader waits on it
+        self._attached = False
+        # Frames the session decided before the accept (a drain or a revocation that came in while the socket
+        # opened): ASGI sends nothing before the accept, so they go out right after it, in order. None once accepted.
+        self._deferred: list[actions.Action] | None = []
+        self._quota: Any = None
+        self._allowance: TokenBucket | None = None
+        self._wake_at: float | None = None  # a Wake action's deadline (monotonic)
+        self._task: asyncio.Task[Any] | None = None  # the socket's task, once it serves
+        self._sending: asyncio.TimerHandle | None = None  # the send-timeout check, armed while sends go on
+        self._send_since: float | None = None  # loop time the current send began; None: not in a send
+        self._abort: _Ended | None = None  # why the socket's task was cancelled by this connection itself
+        self._due = 0.0  # the next periodic wake-up (monotonic)
+        self._grants: dict[str, tuple[Any, set[str]]] = {}  # run-time facilities with a disconnect hook
+        from ws4redis.broker.presence import tracker_for
+        from ws4redis.broker.presence_dispatch import send_now
+        from ws4redis.broker.presence_signals import online_tracker
+
+        user, key = dict(self._identity).get("user"), dict(self._identity).get("session")
+        self._presence = tracker_for(self.session.listen, user=user, session_key=key)
+        # Its calls run in worker threads, where no gevent loop would ever serve the dispatcher's queue.
+        self._online = online_tracker(self.session.listen, user=user, session_key=key, send=send_now)
+
+    # -- the hub's callbacks (on the loop, from the hub's reader): queue and wake, never block ---------------------
+    def deliver(self, delivery: Delivery) -> None:
+        result = self.session.deliver(delivery)
+        if result == FIRST:
+            self._wake.set()
+        elif result == WAKE:
+            self._wake.set()
+            if self._send_since is not None:  # blocked on a client that stopped reading: it is closed already
+                self._cancel(_Ended(CloseCode.SLOW_CONSUMER, "slow consumer"))
+
+    def hub_reconnected(self) -> None:
+        if self.session.hub_reconnected():
+            self._wake.set()
+
+    def revoke(self) -> None:
+        if self.session.revoke():
+            self._wake.set()
+
+    def shutdown(self, reconnect_in_ms: int) -> None:
+        if self.session.shutdown(reconnect_in_ms):
+            self._wake.set()
+
+    # -- before the upgrade --------------------------------------------------------------------------------------
+    async def open(self) -> None:
+        """Quota, then the hub's subscription confirmed by Redis, then history positions; raises
+        ``TooManyConnections`` or ``HubUnavailable`` (the caller refuses with 429 or 503)."""
+        from ws4redis.broker.quota import ConnectionQuota
+        from ws4redis.exceptions import TooManyConnections
+
+        limit = self.session.config.max_connections_per_user
+        user = [name for kind, name in self._identity if kind == "user"]
+        if limit and user:
+            quota = ConnectionQuota(user[0], int(limit))
+            if not await _in_thread(quota.acquire):
+                raise TooManyConnections(f"at most {limit} websockets per user (WS4REDIS_MAX_CONNECTIONS_PER_USER)")
+            self._quota = quota
+        try:
+            await self.hub.attach(
+                self, self.session.listen, timeout=self.session.config.subscribe_timeout, identity=self._identity
+            )
+        except BaseException:
+            await self._release_quota()
+            raise
+        self._attached = True
+        # The history positions are read now, before the upgrade: the welcome carries them, the resume hold starts
+        # from them, and nothing published from here on can be missed by a replay (the session hands this action to
+        # the driver directly, not through take(), which must wait for the upgrade).
+        read = self.session.attached()
+        try:
+            if read is not None:
+                await self._read_positions(read)
+            await self._carry_out()
+        except BaseException:
+            await self._end(CloseCode.INTERNAL_ERROR, "not opened")
+            raise
+
+    # -- after the upgrade ---------------------------------------------------------------------------------------
+    async def run(self) -> None:
+        """Accept, welcome, kept messages, then serve until the socket ends; tears down whatever ends it."""
+        handshake = self._handshake
+        session = self.session
+        code: int = CloseCode.INTERNAL_ERROR
+        reason = "internal error"
+        reader: asyncio.Task[None] | None = None
+        metrics.CONNECTIONS.inc()
+        self._task = asyncio.current_task()
+        try:
+            try:
+                await self._send({"type": "websocket.accept", "subprotocol": handshake.subprotocol})
+            except (OSError, RuntimeError):  # the client left while its subscription was being confirmed
+                raise _Ended(1006, "") from None
+            deferred, self._deferred = self._deferred or [], None
+            logger.info("ws4redis: websocket open for %s on %s", session.label, handshake.subscription.facility)
+            reader = asyncio.create_task(self._read())
+            # Open the session before the first await: a revocation or a drain may come in at any await from here
+            # on, and must find an open session (its notice then goes out after the welcome). One that came between
+            # the hub's confirmation and the accept left the session closing: its close is all there is to send.
+            sub = handshake.subscription
+            if session.state is State.OPENING:
+                session.opened(sub.facility, subscribe=sub.subscribe, publish=sub.publish)
+            for action in deferred:
+                await self._do(action)  # a Close among them ends the socket here
+            await self._join()  # presence is written before the welcome goes out
+            kept = await _in_thread(_kept, handshake)
+            session.kept(kept)
+            self._opened()
+            handshake = sub = None  # this frame lives as long as the socket: hold nothing only the opening needed
+            kept = []
+            await self._carry_out()
+            await self._serve()
+        except _Ended as ended:
+            code, reason = ended.code, ended.reason
+        except asyncio.CancelledError:
+            if self._abort is None:  # the server is going away
+                code, reason = CloseCode.GOING_AWAY, ""
+                raise
+            uncancel = getattr(self._task, "uncancel", None)  # Python 3.11+: the cancellation was ours, and handled
+            if uncancel is not None:
+                uncancel()
+            # No close frame: the client does not read. Returning lets the server drop the connection.
+            code, reason = self._abort.code, self._abort.reason
+            logger.warning("ws4redis: dropped %s: %s", session.label, reason)
+        except Exception:
+            logger.exception("ws4redis: websocket of %s failed", session.label)
+            await self._close(code, reason)
+        finally:
+            if reader is not None:
+                reader.cancel()
+            metrics.CONNECTIONS.dec()
+            await self._end(code, reason)
+
+    def _opened(self) -> None:
+        """Let go of what only the opening needed (the Django request is most of an idle socket's memory)."""
+        self._handshake = None
+        hooks = _hooks(self._subscription)
+        if self.session.protocol.name is None and hooks.message is None and hooks.disconnect is None:
+            self._request = None
+
+    async def _read(self) -> None:
+        """Move ASGI messages into the bounded inbox; a disconnect is the last one."""
+        while True:
+            try:
+                message = await self._receive()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the server failed to read: the socket is gone, never a silent hang
+                logger.warning("ws4redis: reading the websocket of %s failed: %r", self.session.label, exc)
+                message = {"type": "websocket.disconnect", "code": 1006}
+            while len(self._inbox) >= MESSAGES_PER_ROUND:  # a flood waits for the server's own flow control
+                if self._room is None:
+                    self._room = asyncio.Event()
+                self._room.clear()
+                await self._room.wait()
+            self._inbox.append(message)
+            self._wake.set()
+            if message["type"] == "websocket.disconnect":
+                return
+
+    async def _serve(self) -> None:
+        session = self.session
+        self._due = time.monotonic() + self._interval()
+        while True:
+            await self._wait()
+            self._wake.clear()
+            now = time.monotonic()
+            for _ in range(MESSAGES_PER_ROUND):
+                if not self._inbox:
+                    break
+                self._client(self._inbox.pop(0))
+                if self._room is not None:
+                    self._room.set()
+                await self._carry_out()
+            if now >= self._due:
+                self._due = now + self._interval()
+                session.tick(now, wall=time.time())
+                await self._refresh(now)
+            else:
+                session.tick(now)
+            await self._carry_out()
+            await self._write_queue()
+            if self._inbox:
+                self._wake.set()  # input left: the next round, after the loop served the others
+                await asyncio.sleep(0)
+
+    async def _wait(self) -> None:
+        """Until a wake-up (a message, a delivery, a close) or the next timer: one timer handle, no extra task."""
+        now = time.monotonic()
+        if self._wake_at is not None and now >= self._wake_at:
+            self._wake_at = None
+        deadline = self._due if self._wake_at is None else min(self._due, self._wake_at)
+        if self._wake.is_set():
+            return
+        timer = self._loop.call_later(max(0.0, deadline - now), self._wake.set)
+        try:
+            await self._wake.wait()
+        finally:
+            timer.cancel()
+        if self._wake_at is not None and time.monotonic() >= self._wake_at:
+            self._wake_at = None
+
+    def _interval(self) -> float:
+        return min(self.session.config.wake_interval, self._presence.refresh_every)
+
+    def _client(self, message: Mapping[str, Any]) -> None:
+        if message["type"] == "websocket.disconnect":
+            self.session.closed()
+            raise _Ended(int(message.get("code") or CloseCode.NORMAL), "")
+        if message.get("text") is not None:
+            data, text = str(message["text"]).encode(), True
+        else:
+            data, text = bytes(message.get("bytes") or b""), False
+        self.session.receive(data, text=text, allow=self._allow)
+
+    def _allow(self) -> bool:
+        """The socket's allowance for requests that are not publishes (``WS4REDIS_CONTROL_RATE``); pings and pongs
+        are the server's business under ASGI."""
+        config = self.session.config
+        if config.control_rate is None:
+            return True
+        if self._allowance is None:
+            self._allowance = TokenBucket(config.control_rate, config.control_burst)
+        return self._allowance.take(time.monotonic())
+
+    async def _write_queue(self) -> None:
+        session = self.session
+        if session.busy or session.state is not State.OPEN:
+            return
+        batch = session.drain()
+        for delivery in batch:
+            await self._frame(*session.frame(delivery))
+        if batch:
+            metrics.DELIVERED.inc(len(batch))
+
+    async def _frame(self, data: bytes, text: bool) -> None:
+        # One timer per socket, not one per frame (a call_later and its cancel per frame were the largest part of
+        # ws4redis' own cost in a fan-out, bench/): it is armed by the first send and re-armed from the start of the
+        # send in progress when it fires, so a send that waits _SEND_TIMEOUT on a client that stopped reading (or a
+        # session that gives up on it: slow consumer) cancels the socket's task out of the send (``_cancel``).
+        self._send_since = self._loop.time()
+        if self._sending is None:
+            self._sending = self._loop.call_later(_SEND_TIMEOUT, self._check_send)
+        try:
+            await self._send(asgi_frame(data, text))
+        except (OSError, RuntimeError):  # the server says the client is gone
+            raise _Ended(1006, "") from None
+        finally:
+            self._send_since = None
+
+    def _check_send(self) -> None:
+        """The send-timeout timer: disarm when no send is in progress, give up on one that waited too long, else
+        look again when the one in progress would reach the timeout."""
+        since = self._send_since
+        if since is None:
+            self._sending = None
+            return
+        waited = self._loop.time() - since
+        if waited >= _SEND_TIMEOUT:
+            self._sending = None
+            self._cancel(_Ended(CloseCode.GOING_AWAY, "send timed out"))
+        else:
+            self._sending = self._loop.call_later(_SEND_TIMEOUT - waited, self._check_send)
+
+    def _cancel(self, why: _Ended) -> None:
+        """Stop waiting on a client that does not read: cancel the socket's task out of its send."""
+        if self._abort is None and self._task is not None:
+            self._abort = why
+            self._task.cancel()
+
+    async def _close(self, code: int, reason: str) -> None:
+        await send_close(self._send, code, reason, label=self.session.label)
+
+    # -- actions -------------------------------------------------------------------------------------------------
+    async def _carry_out(self) -> None:
+        """Execute what the session decided, in order, until it decides nothing more."""
+        session = self.session
+        while True:
+            todo = session.take()
+            if not todo:
+                return
+            for action in todo:
+                await self._do(action)
+
+    async def _do(self, action: actions.Action) -> None:
+        session = self.session
+        if self._deferred is not None and isinstance(action, (actions.Send, actions.Close)):
+            self._deferred.append(action)
+        elif isinstance(action, actions.Send):
+            await self._frame(action.data, action.text)
+        elif isinstance(action, actions.Close):
+            await self._close(action.code, action.reason)
+            raise _Ended(action.code, action.reason)
+        elif isinstance(action, actions.Publish):
+            await _in_thread(_publish, list(action.channels), action.data, action.text, session.config.expire)
+            metrics.PUBLISHED_BY_CLIENTS.inc(len(action.channels))
+        elif isinstance(action, actions.RunMessageHook):
+            await self._message_hook(action)
+        elif isinstance(action, actions.Subscribe):
+            await self._subscribe(action)
+        elif isinstance(action, actions.Unsubscribe):
+            await self._unsubscribe(action)
+        elif isinstance(action, actions.SendKept):
+            values = await _in_thread(lambda: _redis().mget(list(action.channels)))
+            session.kept([(c, v) for c, v in zip(action.channels, values, strict=True) if v])
+        elif isinstance(action, actions.ReadPositions):
+            await self._read_positions(action)
+        elif isinstance(action, actions.Replay):
+            await self._replay(action)
+        elif isinstance(action, actions.Wake):
+            deadline = time.monotonic() + action.after
+            self._wake_at = deadline if self._wake_at is None else min(self._wake_at, deadline)
+
+    def _first_live(self) -> Callable[[], Mapping[str, Any]]:
+        """``session.first_live`` for a worker thread: read on the loop, where the hub appends to the queue."""
+        loop = self._loop
+
+        async def read() -> Mapping[str, Any]:
+            return self.session.first_live()
+
+        return lambda: asyncio.run_coroutine_threadsafe(read(), loop).result()
+
+    async def _read_positions(self, action: actions.ReadPositions) -> None:
+        session = self.session
+        if action.channels is not None:
+            session.recovery = history.own_recovery(session.recovery, session.listen)  # type: ignore[arg-type]
+        recovery: Any = session.recovery
+        try:
+            await _in_thread(recovery.start, _redis(), action.channels, self._first_live())
+            ok = True
+        except Exception as exc:  # Redis: live delivery still works; a reconnect reports the streams lost
+            logger.warning("ws4redis: could not read history positions for %s (%s)", session.label, exc)
+            ok = False
+        if action.channels is None:
+            session.positions_read(time.monotonic(), ok=ok)
+
+    async def _replay(self, action: actions.Replay) -> None:
+        session = self.session
+        if action.reason == "reconnect":
+            if not await self.hub.confirmed(list(action.since), session.config.subscribe_timeout):
+                session.replayed(action, [], list(action.since))
+                return
+        recovery: Any = session.recovery
+        live = self._first_live() if action.live else None
+        try:
+            messages, lost = await _in_thread(recovery.replay, _redis(), action.since, live)
+        except Exception as exc:
+            logger.warning("ws4redis: history replay for %s failed (%s)", session.label, exc)
+            session.replay_failed(action)
+            return
+        session.replayed(action, messages, lost)
+        if messages:
+            metrics.DELIVERED.inc(len(messages))
+
+    async def _message_hook(self, action: actions.RunMessageHook) -> None:
+        """The facility's message hook, in a worker thread of its own: a slow hook holds only this socket. Past
+        ``WS4REDIS_HOOK_TIMEOUT`` the socket stops waiting (1011); the thread itself runs on to the hook's end,
+        as Python cannot interrupt it."""
+        from ws4redis.integration.hooks import HookFailed
+
+        hooks = _hooks(self._subscription)
+        timeout = settings.get("WS4REDIS_HOOK_TIMEOUT")
+        work = _in_thread(hooks.run_message, self._request, self._subscription, action.data)
+        try:
+            data = await asyncio.wait_for(work, float(timeout) if timeout else None)
+        except HookFailed:
+            self.session.hook_failed()
+            return
+        except TimeoutError:
+            metrics.DROPPED.labels("message_hook_failed").inc()
+            logger.error(
+                "ws4redis: message hook of %r took over %ss (WS4REDIS_HOOK_TIMEOUT)",
+                self._subscription.facility, timeout,
+            )
+            self.session.hook_failed()
+            return
+        self.session.hooked(data, action.text)
+
+    async def _subscribe(self, action: actions.Subscribe) -> None:
+        from django.core.exceptions import PermissionDenied
+
+        from ws4redis.exceptions import HandshakeRefused
+        from ws4redis.integration import multiplex
+
+        session = self.session
+        change = action.change
+        try:
+            grant = await _in_django(
+                lambda: multiplex.authorise_subscribe(
+                    self._request, change.facility, change.audiences,
+                    echo=self._subscription.echo, listening=len(session.listen),
+                )
+            )
+            new = [c for c in grant.channels if c not in session.listen]
+            if new:
+                await self.hub.attach(self, new, timeout=session.config.subscribe_timeout)
+        except (HandshakeRefused, PermissionDenied, _hub_unavailable()) as refusal:
+            session.refused(change, getattr(refusal, "detail", None) or str(refusal) or "permission denied")
+            return
+        facility = grant.subscription.facility
+        if grant.hooks.disconnect is not None and new and facility != self._subscription.facility:
+            self._grants.setdefault(facility, (grant, set()))[1].update(new)
+        session.subscribed(change, grant.audiences, new)
+
+    async def _unsubscribe(self, action: actions.Unsubscribe) -> None:
+        from ws4redis.exceptions import HandshakeRefused
+        from ws4redis.integration import multiplex
+
+        session = self.session
+        change = action.change
+        try:
+            dropped = multiplex.channels_to_drop(self._request, change.facility, change.audiences)
+        except HandshakeRefused as refusal:
+            session.refused(change, refusal.detail)
+            return
+        gone = set(dropped) & set(session.listen)
+        if gone:
+            self.hub.detach(self, gone)  # no await: the hub orders it behind earlier commands
+            entry = self._grants.get(change.facility)
+            if entry is not None:
+                entry[1].difference_update(gone)
+                if not entry[1]:
+                    del self._grants[change.facility]
+                    await _in_thread(entry[0].hooks.run_disconnect, entry[0].request, entry[0].subscription)
+        session.unsubscribed(change, gone)
+
+    # -- presence, quota, teardown ---------------------------------------------------------------------------------
+    async def _join(self) -> None:
+        if self._presence.channels:
+            await _in_thread(lambda: self._presence.join(_redis()))
+        if self._online is not None:
+            online = self._online
+            await _in_thread(lambda: online.connect(_redis()))
+
+    async def _refresh(self, now: float) -> None:
+        quota, presence, online = self._quota, self._presence, self._online
+        if quota is None and not presence.channels and online is None:
+            return  # most sockets: nothing to write, no thread hop
+
+        def refresh() -> None:
+            if quota is not None:
+                quota.refresh()
+            if presence.channels:
+                presence.refresh(_redis, now)
+            if online is not None:
+                online.refresh(_redis, now)
+
+        try:
+            await _in_thread(refresh)
+        except Exception as exc:  # Redis down: the entries expire by themselves; the socket lives on
+            logger.warning("ws4redis: presence or quota refresh for %s failed (%s)", self.session.label, exc)
+
+    async def _release_quota(self) -> None:
+        quota, self._quota = self._quota, None
+        if quota is not None:
+            try:
+                await _in_thread(quota.release)
+            except Exception:
+                logger.warning("ws4redis: could not release a connection quota entry; it will expire")
+
+    async def _end(self, code: int, reason: str) -> None:
+        """Tear down once: hub, quota, presence, metrics, disconnect hooks (the socket is closed already)."""
+        session = self.session
+        if session.state is not State.CLOSED:
+            session.closed()
+        if self._sending is not None:  # the send-timeout check would keep this connection alive for up to 30 s
+            self._sending.cancel()
+            self._sending = None
+        if self._attached:
+            self._attached = False
+            self.hub.detach(self, session.listen, identity=self._identity)
+        await self._release_quota()
+        presence, online = self._presence, self._online
+
+        def leave() -> None:
+            if presence.channels:
+                presence.leave(_redis())
+            if online is not None:
+                online.disconnect(_redis())
+
+        try:
+            await asyncio.shield(_in_thread(leave))
+        except Exception as exc:
+            logger.warning("ws4redis: presence leave for %s failed (%s)", session.label, exc)
+        metrics.CLOSED.labels(str(int(code))).inc()
+        logger.info("ws4redis: websocket closed for %s (%d %s)", session.label, code, reason)
+        hooks = _hooks(self._subscription)
+        if hooks.disconnect is not None:
+            await _in_thread(hooks.run_disconnect, self._request, self._subscription)
+        grants, self._grants = self._grants, {}
+        for grant, _channels in grants.values():
+            await _in_thread(grant.hooks.run_disconnect, grant.request, grant.subscription)
+
+
+def asgi_frame(data: bytes, text: bool) -> dict[str, Any]:
+    """The ASGI ``websocket.send`` message of one frame: text as ``str``, else (or when not UTF-8) bytes."""
+    if text:
+        try:
+            return {"type": "websocket.send", "text": data.decode()}
+        except UnicodeDecodeError:
+            pass  # not UTF-8 after all: binary rather than an invalid text frame
+    return {"type": "websocket.send", "bytes": data}
+
+
+async def send_close(send: Send, code: int, reason: str, *, label: str) -> None:
+    """Close with ``code``. A plain int: daphne (through autobahn) refuses an IntEnum, and any code but 1000 and
+    3000-4999 (RFC 6455's codes for applications); there the close goes out as 1000, after the v2 notice that says
+    why. A client that is gone already is not an error."""
+    for attempt in (int(code), int(CloseCode.NORMAL)):
+        try:
+            await asyncio.wait_for(send({"type": "websocket.close", "code": attempt, "reason": reason}), 5)
+            return
+        except (OSError, RuntimeError, TimeoutError) as exc:
+            logger.debug("ws4redis: closing the websocket of %s: %r", label, exc)
+            return
+        except Exception as exc:
+            if attempt == CloseCode.NORMAL:
+                logger.warning("ws4redis: the server could not close the websocket of %s: %r", label, exc)
+                return
+            logger.debug("ws4redis: the server refused close code %d (%r); closing with 1000", attempt, exc)
+
+
+def _hooks(subscription: Any) -> Any:
+    from ws4redis.integration.hooks import hooks_for
+
+    return hooks_for(subscription.facility)
+
+
+def _hub_unavailable() -> type[Exception]:
+    from ws4redis.runtime.gevent.hub import HubUnavailable
+
+    return HubUnavailable
+
+
+def _kept(handshake: Any) -> list[tuple[str, bytes]]:
+    """The kept last messages of the handshake's channels (``WS4REDIS_EXPIRE``), as the gevent side reads them."""
+    subscriber = handshake.subscriber
+    kept = []
+    for channel, data in subscriber.get_persisted_messages():
+        subscriber.channel_connected(channel, handshake.request)
+        kept.append((channel, data))
+    return kept
+
+
+def _publish(channels: list[str], data: bytes, text: bool, expire: int) -> None:
+    from ws4redis.broker.redis_store import publish_pipeline
+
+    pipe = _redis().pipeline(transaction=False)
+    publish_pipeline(pipe, channels, data, expire, text=text)
+    pipe.execute()
+
+
+async def serve(handshake: Any, scope: Mapping[str, Any], receive: Receive, send: Send) -> None:
+    """Serve one accepted handshake: subscribe (confirmed) before the upgrade, then run the socket."""
+    from ws4redis.exceptions import HandshakeRefused
+    from ws4redis.servers.asgi.refusal import deny
+
+    connection = AsyncioConnection(handshake, receive, send, hub())
+    try:
+        await connection.open()
+    except HandshakeRefused as refusal:
+        await deny(scope, send, refusal.status, refusal.detail, refusal.headers)
+        return
+    except (_hub_unavailable(), redis.RedisError, OSError) as exc:  # the quota's Redis too: come back later
+        logger.error("ws4redis: %s", exc)
+        await deny(scope, send, 503, "message broker unavailable", [("Retry-After", "5")])
+        return
+    await connection.run()
