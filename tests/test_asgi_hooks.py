@@ -15,7 +15,10 @@ from tests.test_hooks import HOOKS
 from tests.test_revocation import assert_closed
 from ws4redis.exceptions import CloseCode
 
-SLOW_CONNECT = {"lingering": {"connect": "tests.project.ws_views.linger"}}
+SLOW_CONNECT = {
+    "lingering": {"connect": "tests.project.ws_views.linger"},
+    "stuck": {"message": "tests.project.ws_views.linger"},
+}
 
 
 @pytest.fixture
@@ -92,3 +95,22 @@ def test_a_slow_connect_hook_is_refused_at_the_timeout_and_holds_no_other_handsh
     slow.join(10)
     assert results == [500]
     assert time.monotonic() - started < 3.0  # the 1.5 s timeout, not the hook's 6 s
+
+
+def test_slow_hooks_in_every_worker_thread_hold_no_other_socket_s_redis_work(
+    hooked: AsgiServer, people: People
+) -> None:
+    """Message hooks that wait on something slow fill the default executor's threads (min(32, cpus + 4)); a socket
+    that opens meanwhile (kept messages) and a client's publish need Redis, not a thread: neither waits for them."""
+    stuck = [
+        connect(hooked, "/ws/stuck?publish-broadcast", cookie=people.cookie("alice"))  # type: ignore[arg-type]
+        for _ in range(12)
+    ]
+    for ws in stuck:
+        ws.send("wait")  # each holds a worker thread for 6 s (the socket gives up at the 1.5 s timeout)
+    started = time.monotonic()
+    listener = connect(hooked, "/ws/free?subscribe-broadcast", cookie=people.cookie("bob"))  # type: ignore[arg-type]
+    talker = connect(hooked, "/ws/free?publish-broadcast", cookie=people.cookie("carol"))  # type: ignore[arg-type]
+    talker.send("not held")
+    assert listener.recv() == "not held"
+    assert time.monotonic() - started < 1.0

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import time
 import uuid
+from typing import Any
 
 from ws4redis import settings
 from ws4redis.audience import prefix_of
+from ws4redis.redis_batch import Batch, run
 from ws4redis.redis_store import get_connection
 
 __all__ = ["ConnectionQuota"]
@@ -36,13 +38,35 @@ class ConnectionQuota:
 
     def acquire(self) -> bool:
         """Take a place; ``False`` when the user already has ``limit`` live sockets."""
-        now = time.time()
-        script = get_connection().register_script(_ACQUIRE)
-        return bool(script(keys=[self.key], args=[now, now + self.ttl, self.limit, self.member, self.ttl * 2]))
+        return run(get_connection(), self.acquire_batch())
 
     def refresh(self) -> None:
         """Called on the socket's idle wake-ups, well within ``ttl``."""
-        get_connection().zadd(self.key, {self.member: time.time() + self.ttl}, xx=True)
+        run(get_connection(), self.refresh_batch())
 
     def release(self) -> None:
-        get_connection().zrem(self.key, self.member)
+        run(get_connection(), self.release_batch())
+
+    # -- the same steps as ``Batch``es, for either client (``ws4redis.redis_batch``) -------------------------------
+    def acquire_batch(self) -> Batch[bool]:
+        def queue(pipe: Any) -> None:
+            now = time.time()
+            # EVAL in the pipeline: one round trip, and no NOSCRIPT to recover from after a Redis restart.
+            pipe.execute_command("EVAL", _ACQUIRE, 1, self.key, now, now + self.ttl, self.limit, self.member,
+                                 self.ttl * 2)
+
+        return Batch(queue, _first_true)
+
+    def refresh_batch(self) -> Batch[None]:
+        return Batch(lambda pipe: pipe.zadd(self.key, {self.member: time.time() + self.ttl}, xx=True), _ignore)
+
+    def release_batch(self) -> Batch[None]:
+        return Batch(lambda pipe: pipe.zrem(self.key, self.member), _ignore)
+
+
+def _first_true(replies: list[Any]) -> bool:
+    return bool(replies[0])
+
+
+def _ignore(replies: list[Any]) -> None:
+    """Nothing in the reply matters (a refresh of an entry that expired adds nothing: ``XX``)."""
