@@ -23,7 +23,8 @@ from tests.redis_topologies import ClusterNodes, SentinelGroup, hub_pids, wait_u
 from tests.test_cluster import channel, node_of, owner, primaries, publish_with_patience, sharded_subscribers
 from tests.test_history import V2Client
 from ws4redis.publisher import RedisPublisher
-from ws4redis.redis_store import reset_pool
+from ws4redis.quota import ConnectionQuota
+from ws4redis.redis_store import get_connection, reset_pool
 
 HISTORY = {"hist": {"size": 1000, "ttl": 600}}
 
@@ -102,6 +103,7 @@ def _failover(group: SentinelGroup, server: AsgiServer, people: People) -> None:
     history.receive_until(lambda f: f["type"] == "message" and f["data"] == "1")
     assert streamed(history) == ["0", "1"]  # nothing twice, nothing lost, and no "reconnected" gap notice
     assert [c for c in history.controls if c["type"] == "reconnected" and c.get("lost")] == []
+    assert get_connection().zcard(ConnectionQuota("alice", 5).key) == 3  # the quota's entries, on the new master
 
     late = connect(server, "/ws/failover?subscribe-broadcast", cookie=alice)  # quota and kept message, new master
     assert late.recv() == "client after"  # the kept last message
@@ -128,7 +130,7 @@ def test_sharded_pub_sub_through_a_cluster_and_a_shard_failover(
     cluster: ClusterNodes, django_db_setup: Any, django_db_blocker: Any, people: People,
 ) -> None:
     setting = {"cluster_nodes": cluster.startup_nodes[:3]}
-    server = _start({"WS4REDIS_CONNECTION": setting})
+    server = _start({"WS4REDIS_CONNECTION": setting, "WS4REDIS_MAX_CONNECTIONS_PER_USER": 5})
     try:
         with override_settings(WS4REDIS_CONNECTION=setting, WS4REDIS_HISTORY=HISTORY, WS4REDIS_EXPIRE=60):
             reset_pool()
@@ -164,8 +166,9 @@ def _sharded(cluster: ClusterNodes, server: AsgiServer, people: People) -> None:
     key = People.session_key(cookie)
     RedisPublisher(facility="kept", users=["alice"]).publish_message("kept user")
     RedisPublisher(facility="kept", sessions=[key]).publish_message("kept session")
-    kept = connect(server, "/ws/kept?subscribe-broadcast&subscribe-user&subscribe-session", cookie=cookie)
+    kept = connect(server, "/ws/kept?subscribe-broadcast&subscribe-user&subscribe-session", cookie=cookie)  # quota
     assert sorted(kept.recv() for _ in range(2)) == ["kept session", "kept user"]  # no kept broadcast
+    assert get_connection().zcard(ConnectionQuota("alice", 5).key) == 1  # the quota's entry, on its shard
     runtime = connect(server, "/ws/other?subscribe-broadcast", cookie=cookie, subprotocols=["ws4redis.v2"])
     assert json.loads(runtime.recv())["type"] == "welcome"
     runtime.send(json.dumps({"type": "subscribe", "facility": "kept", "audiences": ["user", "session"]}))

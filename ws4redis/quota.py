@@ -49,19 +49,21 @@ class ConnectionQuota:
 
     # -- the same steps as ``Batch``es, for either client (``ws4redis.redis_batch``) -------------------------------
     def acquire_batch(self) -> Batch[bool]:
-        def queue(pipe: Any) -> None:
+        def send(client: Any) -> Any:
             now = time.time()
-            # EVAL in the pipeline: one round trip, and no NOSCRIPT to recover from after a Redis restart.
-            pipe.execute_command("EVAL", _ACQUIRE, 1, self.key, now, now + self.ttl, self.limit, self.member,
-                                 self.ttl * 2)
+            # EVAL: no NOSCRIPT to recover from after a Redis restart (Redis caches the script by its hash itself).
+            return client.execute_command(
+                "EVAL", _ACQUIRE, 1, self.key, now, now + self.ttl, self.limit, self.member, self.ttl * 2
+            )
 
-        return Batch(queue, _first_true)
+        return Batch(send, _first_true, single=True)
 
     def refresh_batch(self) -> Batch[None]:
-        return Batch(lambda pipe: pipe.zadd(self.key, {self.member: time.time() + self.ttl}, xx=True), _ignore)
+        return Batch(lambda client: client.zadd(self.key, {self.member: time.time() + self.ttl}, xx=True), _ignore,
+                     single=True)
 
     def release_batch(self) -> Batch[None]:
-        return Batch(lambda pipe: pipe.zrem(self.key, self.member), _ignore)
+        return Batch(lambda client: client.zrem(self.key, self.member), _ignore, single=True)
 
 
 def _first_true(replies: list[Any]) -> bool:

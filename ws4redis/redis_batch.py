@@ -28,20 +28,27 @@ T = TypeVar("T")
 class Batch(Generic[T]):
     """One round trip: ``queue(pipe)`` adds its commands, ``parse(replies)`` is its result (called once Redis
     answered, on the caller's thread or loop). ``failed(exc)``, when given, is the result of a Redis or network
-    failure instead of raising it; ``raise_on_error=False`` hands a failed command's exception to ``parse``."""
+    failure instead of raising it; ``raise_on_error=False`` hands a failed command's exception to ``parse``.
 
-    queue: Callable[[Any], None]
+    ``single``: ``queue`` sends one command on the client itself and returns its reply (the asyncio client: an
+    awaitable of it), which ``parse`` gets as ``[reply]``: no pipeline to build for one command."""
+
+    queue: Callable[[Any], Any]
     parse: Callable[[list[Any]], T]
     failed: Callable[[Exception], T] | None = None
     raise_on_error: bool = True
+    single: bool = False
 
 
 def run(client: redis.Redis, batch: Batch[T]) -> T:
     """Run ``batch`` with the synchronous client (gevent: blocks only the calling greenlet)."""
     try:
-        pipe = client.pipeline(transaction=False)
-        batch.queue(pipe)
-        replies = pipe.execute(raise_on_error=batch.raise_on_error)
+        if batch.single:
+            replies = [batch.queue(client)]
+        else:
+            pipe = client.pipeline(transaction=False)
+            batch.queue(pipe)
+            replies = pipe.execute(raise_on_error=batch.raise_on_error)
     except (redis.RedisError, OSError) as exc:
         if batch.failed is None:
             raise

@@ -114,9 +114,12 @@ async def run(batch: Batch[T]) -> T:
     client = _client()
     try:
         async with client.limit:
-            pipe = client.redis.pipeline(transaction=False)
-            batch.queue(pipe)
-            replies = await pipe.execute(raise_on_error=batch.raise_on_error)
+            if batch.single:
+                replies = [await batch.queue(client.redis)]
+            else:
+                pipe = client.redis.pipeline(transaction=False)
+                batch.queue(pipe)
+                replies = await pipe.execute(raise_on_error=batch.raise_on_error)
     except (redis.RedisError, OSError) as exc:
         if batch.failed is None:
             raise
