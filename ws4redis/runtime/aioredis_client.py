@@ -11,8 +11,9 @@ The client follows ``WS4REDIS_CONNECTION`` as the synchronous pool does (``ws4re
 keyword arguments, TLS, a Unix socket), the master a Sentinel names (asked again on every new connection, so a
 failover is followed by redis-py's retries), or a Redis Cluster (``RedisCluster``: each command goes to the shard
 owning its keys, kept messages of several slots are read per shard). It is made on first use on a loop and closed by
-``close`` (the ASGI lifespan's shutdown, with the hub). At most ``WS4REDIS_POOL_SIZE`` calls of a loop are in flight
-at once; the next ones wait for a free place, as callers of the blocking synchronous pool wait, and never fail for it.
+``close`` (the ASGI lifespan's shutdown, with the hub); its connections are named ``ws4redis-aio:<host>:<pid>``. At
+most ``WS4REDIS_POOL_SIZE`` calls of a loop are in flight at once; the next ones wait for a free place, as callers of
+the blocking synchronous pool wait, and never fail for it.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import asyncio
 import dataclasses
 import logging
 import os
+import socket
 from typing import Any, TypeVar
 
 import redis
@@ -34,7 +36,7 @@ from ws4redis import settings
 from ws4redis.redis_batch import Batch
 from ws4redis.redis_store import publish_pipeline
 
-__all__ = ["close", "kept", "publish", "run"]
+__all__ = ["client_name", "close", "kept", "publish", "run"]
 
 logger = logging.getLogger(__name__)
 
@@ -70,8 +72,14 @@ def _kwargs() -> dict[str, Any]:
     return kwargs
 
 
+def client_name() -> str:
+    """What this process's connections are called in ``CLIENT LIST`` (as its hub's are ``ws4redis-hub:...``)."""
+    return f"ws4redis-aio:{socket.gethostname()}:{os.getpid()}"
+
+
 def _connect() -> _Client:
     kwargs = _kwargs()
+    kwargs.setdefault("client_name", client_name())
     size = int(settings.get("WS4REDIS_POOL_SIZE"))
     limit = asyncio.Semaphore(size)
     if "cluster_nodes" in kwargs:
