@@ -509,7 +509,7 @@ class AsyncioConnection:
         except HookFailed:
             self.session.hook_failed()
             return
-        except TimeoutError:
+        except asyncio.TimeoutError:  # not the builtin TimeoutError before Python 3.11
             metrics.DROPPED.labels("message_hook_failed").inc()
             logger.error(
                 "ws4redis: message hook of %r took over %ss (WS4REDIS_HOOK_TIMEOUT)",
