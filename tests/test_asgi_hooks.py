@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Callable
 
@@ -14,10 +15,16 @@ from tests.test_hooks import HOOKS
 from tests.test_revocation import assert_closed
 from ws4redis.exceptions import CloseCode
 
+SLOW_CONNECT = {
+    "lingering": {"connect": "tests.project.ws_views.linger"},
+    "stuck": {"message": "tests.project.ws_views.linger"},
+}
+
 
 @pytest.fixture
 def hooked(asgi_servers: Callable[..., AsgiServer]) -> AsgiServer:
-    return asgi_servers("uvicorn", {**HOOKS, "WS4REDIS_HOOK_TIMEOUT": 1.5})
+    hooks = {**HOOKS["WS4REDIS_HOOKS"], **SLOW_CONNECT}  # type: ignore[dict-item]
+    return asgi_servers("uvicorn", {**HOOKS, "WS4REDIS_HOOKS": hooks, "WS4REDIS_HOOK_TIMEOUT": 1.5})
 
 
 def test_message_hook_rewrites_and_drops_client_messages(hooked: AsgiServer, people: People) -> None:
@@ -67,3 +74,43 @@ def test_connect_hook_refuses_and_connect_disconnect_hooks_run(hooked: AsgiServe
     guest.close()
     assert watcher.recv() == "left: bob"
     assert_silent(watcher)
+
+
+def test_a_slow_connect_hook_is_refused_at_the_timeout_and_holds_no_other_handshake(
+    hooked: AsgiServer, people: People
+) -> None:
+    """WS4REDIS_HOOK_TIMEOUT bounds the connect hook as under gevent: past it the handshake is answered 500, and
+    while the hook still runs (a thread cannot be interrupted) every other handshake goes on."""
+    results: list[int] = []
+    slow = threading.Thread(target=lambda: results.append(
+        refused_status(hooked, "/ws/lingering?subscribe-broadcast")  # type: ignore[arg-type]
+    ))
+    started = time.monotonic()
+    slow.start()
+    deadline = time.monotonic() + 1.0
+    while time.monotonic() < deadline:  # handshakes while the slow hook runs: none waits behind it
+        began = time.monotonic()
+        connect(hooked, "/ws/quick?subscribe-broadcast", cookie=people.cookie("bob")).close()  # type: ignore[arg-type]
+        assert time.monotonic() - began < 0.5
+    slow.join(10)
+    assert results == [500]
+    assert time.monotonic() - started < 3.0  # the 1.5 s timeout, not the hook's 6 s
+
+
+def test_slow_hooks_in_every_worker_thread_hold_no_other_socket_s_redis_work(
+    hooked: AsgiServer, people: People
+) -> None:
+    """Message hooks that wait on something slow fill the default executor's threads (min(32, cpus + 4)); a socket
+    that opens meanwhile (kept messages) and a client's publish need Redis, not a thread: neither waits for them."""
+    stuck = [
+        connect(hooked, "/ws/stuck?publish-broadcast", cookie=people.cookie("alice"))  # type: ignore[arg-type]
+        for _ in range(12)
+    ]
+    for ws in stuck:
+        ws.send("wait")  # each holds a worker thread for 6 s (the socket gives up at the 1.5 s timeout)
+    started = time.monotonic()
+    listener = connect(hooked, "/ws/free?subscribe-broadcast", cookie=people.cookie("bob"))  # type: ignore[arg-type]
+    talker = connect(hooked, "/ws/free?publish-broadcast", cookie=people.cookie("carol"))  # type: ignore[arg-type]
+    talker.send("not held")
+    assert listener.recv() == "not held"
+    assert time.monotonic() - started < 1.0

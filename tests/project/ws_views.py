@@ -105,6 +105,11 @@ def only_members(request: Any, subscription: Any) -> None:
         raise PermissionDenied("members only (connect hook)")
 
 
+def linger(request: Any, subscription: Any, data: bytes = b"") -> None:
+    """A connect or message hook that overruns any WS4REDIS_HOOK_TIMEOUT of the tests (a slow service behind it)."""
+    time.sleep(6)
+
+
 def record_join(request: Any, subscription: Any) -> None:
     """A connect hook publishing who joined, to the facility's 'joins' companion."""
     from ws4redis.publisher import RedisPublisher

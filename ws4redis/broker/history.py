@@ -32,6 +32,7 @@ import redis
 
 from ws4redis import settings
 from ws4redis.broker.audience import prefix_of
+from ws4redis.broker.redis_batch import Batch, run, sharded
 from ws4redis.core import wire
 
 __all__ = [
@@ -106,7 +107,7 @@ def queue_publish(pipe: Any, channel: str, message: bytes, expire: int, window: 
     restart to recover from in the middle of someone else's pipeline.
     """
     # Redis Cluster: SPUBLISH, so only the shard owning the channel's slot carries it (the hubs SSUBSCRIBE there).
-    command = "SPUBLISH" if isinstance(pipe, redis.cluster.ClusterPipeline) else "PUBLISH"
+    command = "SPUBLISH" if sharded(pipe) else "PUBLISH"
     # execute_command rather than eval(): redis-py's cluster pipeline refuses eval() but routes an EVAL by its keys.
     pipe.execute_command(
         "EVAL",
@@ -213,13 +214,27 @@ class Recovery:
         position is put just before the first of them, or ``fresh`` would drop them as sent.
         A channel subscribed at run time is started here too, so a hub reconnect replays it like the others.
         """
+        batch = self.start_batch(channels, live)
+        if batch is not None:
+            run(client, batch)
+
+    def start_batch(
+        self, channels: Iterable[str] | None = None, live: Callable[[], Mapping[str, StreamId]] | None = None,
+    ) -> Batch[None] | None:
+        """``start`` as one ``Batch`` for either client (``ws4redis.broker.redis_batch``); ``None``: nothing to read."""
         chosen = list(self.windows) if channels is None else [c for c in channels if self.track(c)]
         if not chosen:
-            return
-        pipe = client.pipeline(transaction=False)
-        for channel in chosen:
-            pipe.xrevrange(history_key(channel), count=1)
-        tops = pipe.execute()
+            return None
+
+        def queue(pipe: Any) -> None:
+            for channel in chosen:
+                pipe.xrevrange(history_key(channel), count=1)
+
+        return Batch(queue, lambda tops: self._started(chosen, tops, live))
+
+    def _started(
+        self, chosen: list[str], tops: list[Any], live: Callable[[], Mapping[str, StreamId]] | None,
+    ) -> None:
         first_live = live() if live is not None else {}
         for channel, top in zip(chosen, tops, strict=True):
             position = (parse_id(top[0][0]) if top else None) or ZERO
@@ -285,16 +300,31 @@ class Recovery:
         than a larger gap). Advances ``last``, so live deliveries the replay covered are dropped by ``fresh``. One
         round trip.
         """
+        batch = self.replay_batch(since, live)
+        return ([], []) if batch is None else run(client, batch)
+
+    def replay_batch(
+        self, since: Mapping[str, StreamId], live: Callable[[], Mapping[str, StreamId]] | None = None,
+    ) -> Batch[tuple[list[tuple[str, str, bytes, bool]], list[str]]] | None:
+        """``replay`` as one ``Batch`` for either client (``ws4redis.broker.redis_batch``); ``None``: nothing to
+        replay."""
         channels = [channel for channel in since if channel in self.windows]
         if not channels:
-            return [], []
-        pipe = client.pipeline(transaction=False)
-        for channel in channels:
-            key = history_key(channel)
-            pipe.xinfo_stream(key)
-            position = since[channel]
-            pipe.xrange(key, min="-" if position == ZERO else f"({format_id(position)}")
-        results = pipe.execute(raise_on_error=False)
+            return None
+
+        def queue(pipe: Any) -> None:
+            for channel in channels:
+                key = history_key(channel)
+                pipe.xinfo_stream(key)
+                position = since[channel]
+                pipe.xrange(key, min="-" if position == ZERO else f"({format_id(position)}")
+
+        return Batch(queue, lambda results: self._replayed(channels, since, results, live), raise_on_error=False)
+
+    def _replayed(
+        self, channels: list[str], since: Mapping[str, StreamId], results: list[Any],
+        live: Callable[[], Mapping[str, StreamId]] | None,
+    ) -> tuple[list[tuple[str, str, bytes, bool]], list[str]]:
         first_live = live() if live is not None else {}
         messages: list[tuple[StreamId, str, str, bytes, bool]] = []
         lost: list[str] = []
@@ -355,6 +385,16 @@ class NoRecovery:
         live: Callable[[], Mapping[str, StreamId]] | None = None,
     ) -> None:
         """Nothing to record."""
+
+    def start_batch(
+        self, channels: Iterable[str] | None = None, live: Callable[[], Mapping[str, StreamId]] | None = None,
+    ) -> None:
+        """Nothing to read."""
+
+    def replay_batch(
+        self, since: Mapping[str, StreamId], live: Callable[[], Mapping[str, StreamId]] | None = None,
+    ) -> None:
+        """Nothing to replay."""
 
     def forget(self, channels: Iterable[str]) -> None:
         """Nothing to forget."""

@@ -33,6 +33,7 @@ import redis
 
 from ws4redis import settings
 from ws4redis.broker.audience import channel_names, prefix_of
+from ws4redis.broker.redis_batch import Batch, run
 from ws4redis.core import wire
 
 __all__ = ["NoPresence", "Present", "Tracker", "presence", "presence_key", "tracker_for"]
@@ -152,47 +153,66 @@ class Tracker:
         return min((ttl for ttl, _ in self.channels.values()), default=float("inf")) / 3
 
     def join(self, client: redis.Redis) -> None:
-        if not self.channels:
-            return
-        self._joined = True
-        self._write(client, "join")
+        batch = self.join_batch()
+        if batch is not None:
+            run(client, batch)
 
     def refresh(self, client: Callable[[], redis.Redis], now: float) -> None:
         """Extend this socket's entries when due (``now``: ``time.monotonic()``). Called on every wake-up, so it
         costs one comparison until then; ``client`` is only called when a write is due."""
-        if self._joined and now >= self._due:
-            self._write(client(), None)
+        batch = self.refresh_batch(now)
+        if batch is not None:
+            run(client(), batch)
 
     def leave(self, client: redis.Redis) -> None:
+        batch = self.leave_batch()
+        if batch is not None:
+            run(client, batch)
+
+    # -- the same steps as ``Batch``es, for either client (``ws4redis.broker.redis_batch``); ``None``: nothing to write
+    def join_batch(self) -> Batch[None] | None:
+        if not self.channels:
+            return None
+        self._joined = True
+        return self._write("join")
+
+    def refresh_batch(self, now: float) -> Batch[None] | None:
+        return self._write(None) if self._joined and now >= self._due else None
+
+    def leave_batch(self) -> Batch[None] | None:
         if not self._joined:
-            return
+            return None
         self._joined = False
-        try:
-            pipe = client.pipeline(transaction=False)
+
+        def queue(pipe: Any) -> None:
             for channel, (_, events) in self.channels.items():
                 pipe.zrem(presence_key(channel), self._member)
                 if events:
                     pipe.publish(channel, self._event("leave"))
-            pipe.execute()
-        except (redis.RedisError, OSError) as exc:
+
+        def failed(exc: Exception) -> None:
             logger.warning("ws4redis presence: could not remove an entry (%s); it expires on its own", exc)
 
-    def _write(self, client: redis.Redis, event: str | None) -> None:
-        now = time.time()
-        try:
-            pipe = client.pipeline(transaction=False)
+        return Batch(queue, _nothing, failed)
+
+    def _write(self, event: str | None) -> Batch[None]:
+        def queue(pipe: Any) -> None:
+            now = time.time()
             for channel, (ttl, events) in self.channels.items():
                 key = presence_key(channel)
                 pipe.zadd(key, {self._member: now + ttl})
                 pipe.expire(key, ttl)  # the whole set goes when nobody refreshes it (every worker gone)
                 if event is not None and events:
                     pipe.publish(channel, self._event(event))
-            pipe.execute()
-        except (redis.RedisError, OSError) as exc:
+
+        def written(replies: list[Any]) -> None:
+            self._due = time.monotonic() + self.refresh_every
+
+        def failed(exc: Exception) -> None:
             logger.warning("ws4redis presence: could not write an entry (%s); retrying at the next wake-up", exc)
             self._due = time.monotonic()
-            return
-        self._due = time.monotonic() + self.refresh_every
+
+        return Batch(queue, written, failed)
 
     def _event(self, kind: str) -> bytes:
         body = json.dumps({"type": kind, "user": self._user, "client": self.client_id}).encode()
@@ -217,11 +237,24 @@ class NoPresence:
     def join(self, client: redis.Redis) -> None:
         """Nothing to join."""
 
+    def join_batch(self) -> None:
+        """Nothing to write."""
+
+    def refresh_batch(self, now: float) -> None:
+        """Nothing to write."""
+
+    def leave_batch(self) -> None:
+        """Nothing to remove."""
+
     def refresh(self, client: Callable[[], redis.Redis], now: float) -> None:
         """Nothing to refresh."""
 
     def leave(self, client: redis.Redis) -> None:
         """Nothing to leave."""
+
+
+def _nothing(replies: list[Any]) -> None:
+    """A write's replies say nothing a socket needs."""
 
 
 _NO_PRESENCE = NoPresence()

@@ -37,6 +37,7 @@ import redis
 from ws4redis import settings
 from ws4redis.broker.audience import prefix_of
 from ws4redis.broker.presence_dispatch import Transition, dispatcher
+from ws4redis.broker.redis_batch import Batch, run
 
 __all__ = [
     "OnlineTracker", "facility_keys", "online_tracker", "sweep", "sweep_interval", "sweep_turn", "sweeper", "who_of",
@@ -161,57 +162,79 @@ class OnlineTracker:
 
     def connect(self, client: redis.Redis) -> list[Transition]:
         """Record the socket; returns the ``online`` transitions this call claimed (their signals are queued)."""
-        self._joined = True
-        return self._write(client)
+        return self.emit(run(client, self.connect_batch()))
 
     def refresh(self, client: Callable[[], redis.Redis], now: float) -> None:
         """Extend the entries when due (``now``: ``time.monotonic()``); a comparison until then."""
-        if self._joined and now >= self._due:
-            self._write(client())
+        batch = self.refresh_batch(now)
+        if batch is not None:
+            self.emit(run(client(), batch))
 
     def disconnect(self, client: redis.Redis) -> list[Transition]:
         """Remove the socket; returns the ``offline`` transitions this call claimed (only without a grace period)."""
+        batch = self.disconnect_batch()
+        return [] if batch is None else self.emit(run(client, batch))
+
+    # -- the same steps as ``Batch``es, for either client (``ws4redis.broker.redis_batch``): each returns the
+    # -- transitions it claimed, whose signals the caller then sends with ``emit`` (never on an event loop: receivers block) --
+    def connect_batch(self) -> Batch[list[Transition]]:
+        self._joined = True
+        return self._write()
+
+    def refresh_batch(self, now: float) -> Batch[list[Transition]] | None:
+        return self._write() if self._joined and now >= self._due else None
+
+    def disconnect_batch(self) -> Batch[list[Transition]] | None:
         if not self._joined:
-            return []
+            return None
         self._joined = False
-        try:
-            claimed = self._run(client, _DISCONNECT, [grace for _, _, grace in self._facilities])
-        except (redis.RedisError, OSError) as exc:
+
+        def failed(exc: Exception) -> list[Transition]:
             logger.warning("ws4redis presence: could not record a disconnect (%s); the entry expires on its own", exc)
             return []
-        return self._emit(claimed, online=False)
 
-    def _write(self, client: redis.Redis) -> list[Transition]:
+        graces = [grace for _, _, grace in self._facilities]
+        return Batch(lambda pipe: self._queue(pipe, _DISCONNECT, graces),
+                     lambda replies: self._claimed(replies, online=False), failed)
+
+    def _write(self) -> Batch[list[Transition]]:
         started = time.monotonic()
-        try:
-            claimed = self._run(client, _CONNECT, [ttl for _, ttl, _ in self._facilities])
-        except (redis.RedisError, OSError) as exc:
+
+        def written(replies: list[Any]) -> list[Transition]:
+            # Due a little before a third of the ttl: the connection's timer ticks every ttl / 3 from before this
+            # write, and a due time just after a tick would skip it and leave a third of the ttl as the only margin.
+            self._due = started + 0.9 * min(ttl for _, ttl, _ in self._facilities) / 3
+            return self._claimed(replies, online=True)
+
+        def failed(exc: Exception) -> list[Transition]:
             logger.warning("ws4redis presence: could not record a connection (%s); retrying at the next wake-up", exc)
             self._due = time.monotonic()
             return []
-        # Due a little before a third of the ttl: the connection's timer ticks every ttl / 3 from before this write,
-        # and a due time just after a tick would skip it and leave a third of the ttl as the only margin.
-        self._due = started + 0.9 * min(ttl for _, ttl, _ in self._facilities) / 3
-        return self._emit(claimed, online=True)
 
-    def _run(self, client: redis.Redis, script: str, seconds: list[float]) -> list[Any]:
+        ttls = [ttl for _, ttl, _ in self._facilities]
+        return Batch(lambda pipe: self._queue(pipe, _CONNECT, ttls), written, failed)
+
+    def _queue(self, pipe: Any, script: str, seconds: list[float]) -> None:
         """``script`` (connect or disconnect) once per facility in one round trip, with that facility's ``seconds``
-        (ttl or grace); the facilities stay registered for the sweep (a pending offline too). One reply per facility."""
-        pipe: Any = client.pipeline(transaction=False)
+        (ttl or grace); the facilities stay registered for the sweep (a pending offline too). One reply per facility,
+        then the registry's."""
         for (facility, _, _), value in zip(self._facilities, seconds, strict=True):
             sockets, online, leaving, who = facility_keys(facility)
             pipe.execute_command(
                 "EVAL", script, 4, sockets, who + self._who, online, leaving, self._id, self._who, value
             )
         pipe.sadd(registry_key(), *(facility for facility, _, _ in self._facilities))
-        return list(pipe.execute()[:-1])
 
-    def _emit(self, claimed: list[Any], *, online: bool) -> list[Transition]:
-        won = [
+    def _claimed(self, replies: list[Any], *, online: bool) -> list[Transition]:
+        return [
             Transition(online=online, facility=facility, who=self._who)
-            for (facility, _, _), result in zip(self._facilities, claimed, strict=True)
+            for (facility, _, _), result in zip(self._facilities, replies[:-1], strict=True)
             if int(result) == 1
         ]
+
+    def emit(self, won: list[Transition]) -> list[Transition]:
+        """Send the signals of the transitions a batch claimed (``send``, else the process's dispatcher greenlet);
+        returns them."""
         send = self._send or dispatcher().emit
         for transition in won:
             send(transition)

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import time
 import uuid
+from typing import Any
 
 from ws4redis import settings
 from ws4redis.broker.audience import prefix_of
+from ws4redis.broker.redis_batch import Batch, run
 from ws4redis.broker.redis_store import get_connection
 
 __all__ = ["ConnectionQuota"]
@@ -36,13 +38,37 @@ class ConnectionQuota:
 
     def acquire(self) -> bool:
         """Take a place; ``False`` when the user already has ``limit`` live sockets."""
-        now = time.time()
-        script = get_connection().register_script(_ACQUIRE)
-        return bool(script(keys=[self.key], args=[now, now + self.ttl, self.limit, self.member, self.ttl * 2]))
+        return run(get_connection(), self.acquire_batch())
 
     def refresh(self) -> None:
         """Called on the socket's idle wake-ups, well within ``ttl``."""
-        get_connection().zadd(self.key, {self.member: time.time() + self.ttl}, xx=True)
+        run(get_connection(), self.refresh_batch())
 
     def release(self) -> None:
-        get_connection().zrem(self.key, self.member)
+        run(get_connection(), self.release_batch())
+
+    # -- the same steps as ``Batch``es, for either client (``ws4redis.broker.redis_batch``) ----------------------------
+    def acquire_batch(self) -> Batch[bool]:
+        def send(client: Any) -> Any:
+            now = time.time()
+            # EVAL: no NOSCRIPT to recover from after a Redis restart (Redis caches the script by its hash itself).
+            return client.execute_command(
+                "EVAL", _ACQUIRE, 1, self.key, now, now + self.ttl, self.limit, self.member, self.ttl * 2
+            )
+
+        return Batch(send, _first_true, single=True)
+
+    def refresh_batch(self) -> Batch[None]:
+        return Batch(lambda client: client.zadd(self.key, {self.member: time.time() + self.ttl}, xx=True), _ignore,
+                     single=True)
+
+    def release_batch(self) -> Batch[None]:
+        return Batch(lambda client: client.zrem(self.key, self.member), _ignore, single=True)
+
+
+def _first_true(replies: list[Any]) -> bool:
+    return bool(replies[0])
+
+
+def _ignore(replies: list[Any]) -> None:
+    """Nothing in the reply matters (a refresh of an entry that expired adds nothing: ``XX``)."""

@@ -20,6 +20,7 @@ from redis.retry import Retry
 from ws4redis import metrics, settings
 from ws4redis.broker import history
 from ws4redis.broker.audience import SELF, channel_names, prefix_of
+from ws4redis.broker.redis_batch import sharded
 from ws4redis.core import wire
 
 __all__ = ["SELF", "RedisMessage", "RedisStore", "as_message", "get_connection", "publish_pipeline"]
@@ -166,7 +167,7 @@ def publish_pipeline(
     if text is not False:
         text = wire.is_text(message)
     steps: list[int] = []
-    sharded = isinstance(pipe, redis.cluster.ClusterPipeline)
+    cluster = sharded(pipe)
     enveloped: bytes | None = None
     for channel in channels:
         window = history.window_for(channel)
@@ -176,7 +177,7 @@ def publish_pipeline(
             continue
         if enveloped is None:
             enveloped = wire.encode(message, text=text)
-        if sharded:
+        if cluster:
             pipe.spublish(channel, enveloped)  # Redis Cluster: only the shard owning the channel's slot
         else:
             pipe.publish(channel, enveloped)

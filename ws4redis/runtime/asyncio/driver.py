@@ -12,11 +12,12 @@ gevent:
   the actions the session returns, in order, then writes the queue; a periodic wake-up (``WS4REDIS_WAKE_INTERVAL``,
   sooner for presence) ticks the session and refreshes presence and the connection quota.
 
-Redis (publishes, kept messages, history positions and replays, presence, quota) goes through the process's
-synchronous client in a worker thread: the same code and the same topologies (Sentinel, Cluster) as the gevent side,
-without blocking the loop. What reads the session's live queue from there (``first_live``) runs on the loop. The
-run-time subscribe policy runs in Django's sync thread, as the handshake does; the message and disconnect hooks run in
-worker threads, so a slow hook holds only its own socket.
+Redis (publishes, kept messages, history positions and replays, presence, quota) is awaited on the loop's
+redis.asyncio client (``ws4redis.runtime.asyncio.redis_client``): the gevent side's own commands and reply parsing
+(``ws4redis.broker.redis_batch``), the same topologies (Sentinel, Cluster), and no worker thread per call. The run-time
+subscribe policy runs in Django's sync thread, as the handshake does; the message and disconnect hooks, the presence
+signals' receivers and a custom subscriber's kept messages run in worker threads, so a slow one holds only its own
+socket.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from ws4redis.core import FIRST, WAKE, CloseCode, Delivery, Session, State, acti
 from ws4redis.core.config import MESSAGES_PER_ROUND
 from ws4redis.core.limits import TokenBucket
 from ws4redis.core.protocol import protocol_for
+from ws4redis.runtime.asyncio import redis_client as aioredis
 
 __all__ = ["AsyncioConnection", "asgi_frame", "close_hub", "hub", "send_close", "serve"]
 
@@ -66,20 +68,15 @@ def hub() -> Any:
 
 
 async def close_hub() -> None:
-    """Close the hub at the lifespan's shutdown, if one was made."""
+    """Close the hub and the loop's Redis client at the lifespan's shutdown, if they were made."""
     from ws4redis.runtime.asyncio.hub import reset_asyncio_hub
 
     await reset_asyncio_hub()
-
-
-def _redis() -> Any:
-    from ws4redis.broker.redis_store import get_connection
-
-    return get_connection()
+    await aioredis.close()
 
 
 async def _in_thread(func: Callable[..., T], *args: Any) -> T:
-    """Redis work off the loop (the synchronous client, any topology)."""
+    """Blocking user code off the loop (hooks, signal receivers), in a thread of the default executor."""
     return await asyncio.to_thread(func, *args)
 
 
@@ -170,7 +167,7 @@ class AsyncioConnection:
 
         user, key = dict(self._identity).get("user"), dict(self._identity).get("session")
         self._presence = tracker_for(self.session.listen, user=user, session_key=key)
-        # Its calls run in worker threads, where no gevent loop would ever serve the dispatcher's queue.
+        # Its signals are sent from worker threads, where no gevent loop would ever serve the dispatcher's queue.
         self._online = online_tracker(self.session.listen, user=user, session_key=key, send=send_now)
 
     # -- the hub's callbacks (on the loop, from the hub's reader): queue and wake, never block ---------------------
@@ -206,7 +203,7 @@ class AsyncioConnection:
         user = [name for kind, name in self._identity if kind == "user"]
         if limit and user:
             quota = ConnectionQuota(user[0], int(limit))
-            if not await _in_thread(quota.acquire):
+            if not await aioredis.run(quota.acquire_batch()):
                 raise TooManyConnections(f"at most {limit} websockets per user (WS4REDIS_MAX_CONNECTIONS_PER_USER)")
             self._quota = quota
         try:
@@ -256,7 +253,7 @@ class AsyncioConnection:
             for action in deferred:
                 await self._do(action)  # a Close among them ends the socket here
             await self._join()  # presence is written before the welcome goes out
-            kept = await _in_thread(_kept, handshake)
+            kept = await _kept(handshake)
             session.kept(kept)
             self._opened()
             handshake = sub = None  # this frame lives as long as the socket: hold nothing only the opening needed
@@ -445,7 +442,7 @@ class AsyncioConnection:
             await self._close(action.code, action.reason)
             raise _Ended(action.code, action.reason)
         elif isinstance(action, actions.Publish):
-            await _in_thread(_publish, list(action.channels), action.data, action.text, session.config.expire)
+            await aioredis.publish(list(action.channels), action.data, action.text, session.config.expire)
             metrics.PUBLISHED_BY_CLIENTS.inc(len(action.channels))
         elif isinstance(action, actions.RunMessageHook):
             await self._message_hook(action)
@@ -454,7 +451,7 @@ class AsyncioConnection:
         elif isinstance(action, actions.Unsubscribe):
             await self._unsubscribe(action)
         elif isinstance(action, actions.SendKept):
-            values = await _in_thread(lambda: _redis().mget(list(action.channels)))
+            values = await aioredis.kept(list(action.channels))
             session.kept([(c, v) for c, v in zip(action.channels, values, strict=True) if v])
         elif isinstance(action, actions.ReadPositions):
             await self._read_positions(action)
@@ -464,22 +461,16 @@ class AsyncioConnection:
             deadline = time.monotonic() + action.after
             self._wake_at = deadline if self._wake_at is None else min(self._wake_at, deadline)
 
-    def _first_live(self) -> Callable[[], Mapping[str, Any]]:
-        """``session.first_live`` for a worker thread: read on the loop, where the hub appends to the queue."""
-        loop = self._loop
-
-        async def read() -> Mapping[str, Any]:
-            return self.session.first_live()
-
-        return lambda: asyncio.run_coroutine_threadsafe(read(), loop).result()
-
     async def _read_positions(self, action: actions.ReadPositions) -> None:
         session = self.session
         if action.channels is not None:
             session.recovery = history.own_recovery(session.recovery, session.listen)  # type: ignore[arg-type]
         recovery: Any = session.recovery
         try:
-            await _in_thread(recovery.start, _redis(), action.channels, self._first_live())
+            # The live queue is read once Redis answered, on the loop, where the hub appends to it.
+            batch = recovery.start_batch(action.channels, session.first_live)
+            if batch is not None:
+                await aioredis.run(batch)
             ok = True
         except Exception as exc:  # Redis: live delivery still works; a reconnect reports the streams lost
             logger.warning("ws4redis: could not read history positions for %s (%s)", session.label, exc)
@@ -494,9 +485,9 @@ class AsyncioConnection:
                 session.replayed(action, [], list(action.since))
                 return
         recovery: Any = session.recovery
-        live = self._first_live() if action.live else None
+        batch = recovery.replay_batch(action.since, session.first_live if action.live else None)
         try:
-            messages, lost = await _in_thread(recovery.replay, _redis(), action.since, live)
+            messages, lost = ([], []) if batch is None else await aioredis.run(batch)
         except Exception as exc:
             logger.warning("ws4redis: history replay for %s failed (%s)", session.label, exc)
             session.replay_failed(action)
@@ -519,7 +510,7 @@ class AsyncioConnection:
         except HookFailed:
             self.session.hook_failed()
             return
-        except TimeoutError:
+        except asyncio.TimeoutError:  # not the builtin TimeoutError before Python 3.11
             metrics.DROPPED.labels("message_hook_failed").inc()
             logger.error(
                 "ws4redis: message hook of %r took over %ss (WS4REDIS_HOOK_TIMEOUT)",
@@ -579,27 +570,25 @@ class AsyncioConnection:
 
     # -- presence, quota, teardown ---------------------------------------------------------------------------------
     async def _join(self) -> None:
-        if self._presence.channels:
-            await _in_thread(lambda: self._presence.join(_redis()))
+        batch = self._presence.join_batch()
+        if batch is not None:
+            await aioredis.run(batch)
         if self._online is not None:
-            online = self._online
-            await _in_thread(lambda: online.connect(_redis()))
+            await _signals(self._online, await aioredis.run(self._online.connect_batch()))
 
     async def _refresh(self, now: float) -> None:
         quota, presence, online = self._quota, self._presence, self._online
         if quota is None and not presence.channels and online is None:
-            return  # most sockets: nothing to write, no thread hop
-
-        def refresh() -> None:
-            if quota is not None:
-                quota.refresh()
-            if presence.channels:
-                presence.refresh(_redis, now)
-            if online is not None:
-                online.refresh(_redis, now)
-
+            return  # most sockets: nothing to write
         try:
-            await _in_thread(refresh)
+            if quota is not None:
+                await aioredis.run(quota.refresh_batch())
+            batch = presence.refresh_batch(now)  # each only when due
+            if batch is not None:
+                await aioredis.run(batch)
+            due = online.refresh_batch(now) if online is not None else None
+            if online is not None and due is not None:
+                await _signals(online, await aioredis.run(due))
         except Exception as exc:  # Redis down: the entries expire by themselves; the socket lives on
             logger.warning("ws4redis: presence or quota refresh for %s failed (%s)", self.session.label, exc)
 
@@ -607,7 +596,7 @@ class AsyncioConnection:
         quota, self._quota = self._quota, None
         if quota is not None:
             try:
-                await _in_thread(quota.release)
+                await aioredis.run(quota.release_batch())
             except Exception:
                 logger.warning("ws4redis: could not release a connection quota entry; it will expire")
 
@@ -625,14 +614,16 @@ class AsyncioConnection:
         await self._release_quota()
         presence, online = self._presence, self._online
 
-        def leave() -> None:
-            if presence.channels:
-                presence.leave(_redis())
-            if online is not None:
-                online.disconnect(_redis())
+        async def leave() -> None:
+            batch = presence.leave_batch()
+            if batch is not None:
+                await aioredis.run(batch)
+            gone = online.disconnect_batch() if online is not None else None
+            if online is not None and gone is not None:
+                await _signals(online, await aioredis.run(gone))
 
         try:
-            await asyncio.shield(_in_thread(leave))
+            await asyncio.shield(leave())
         except Exception as exc:
             logger.warning("ws4redis: presence leave for %s failed (%s)", session.label, exc)
         metrics.CLOSED.labels(str(int(code))).inc()
@@ -685,8 +676,24 @@ def _hub_unavailable() -> type[Exception]:
     return HubUnavailable
 
 
-def _kept(handshake: Any) -> list[tuple[str, bytes]]:
-    """The kept last messages of the handshake's channels (``WS4REDIS_EXPIRE``), as the gevent side reads them."""
+async def _kept(handshake: Any) -> list[tuple[str, bytes]]:
+    """The kept last messages of the handshake's channels (``WS4REDIS_EXPIRE``), as the gevent side reads them: on
+    the loop's client, unless ``WS4REDIS_SUBSCRIBER`` overrides how they are read (its code then runs in a thread)."""
+    from ws4redis.broker.subscriber import RedisSubscriber
+
+    subscriber = handshake.subscriber
+    kind = type(subscriber)
+    if (kind.get_persisted_messages is not RedisSubscriber.get_persisted_messages
+            or kind.channel_connected is not RedisSubscriber.channel_connected):
+        return await _in_thread(_kept_by_subscriber, handshake)
+    channels = subscriber.channels
+    if not channels or not settings.get("WS4REDIS_EXPIRE"):
+        return []
+    values = await aioredis.kept(channels)
+    return [(channel, value) for channel, value in zip(channels, values, strict=True) if value]
+
+
+def _kept_by_subscriber(handshake: Any) -> list[tuple[str, bytes]]:
     subscriber = handshake.subscriber
     kept = []
     for channel, data in subscriber.get_persisted_messages():
@@ -695,12 +702,10 @@ def _kept(handshake: Any) -> list[tuple[str, bytes]]:
     return kept
 
 
-def _publish(channels: list[str], data: bytes, text: bool, expire: int) -> None:
-    from ws4redis.broker.redis_store import publish_pipeline
-
-    pipe = _redis().pipeline(transaction=False)
-    publish_pipeline(pipe, channels, data, expire, text=text)
-    pipe.execute()
+async def _signals(online: Any, won: list[Any]) -> None:
+    """Send the presence signals a write claimed: their receivers are user code, run in a worker thread."""
+    if won:
+        await _in_thread(online.emit, won)
 
 
 async def serve(handshake: Any, scope: Mapping[str, Any], receive: Receive, send: Send) -> None:

@@ -4,7 +4,9 @@ Every decision stays in ``ws4redis.auth`` (upgrade checks, Origin, the project's
 the channel policy, ``WS4REDIS_ALLOWED_CHANNELS``) and ``ws4redis.hooks`` (the connect hook), so a websocket is
 accepted or refused for the same reasons, with the same statuses, under uWSGI and under any ASGI server. Those steps
 are synchronous (sessions and users come from the database, middleware may be sync), so they run in Django's sync
-thread through asgiref, as Django's own ASGI handler runs sync middleware: the event loop never blocks on them.
+thread through asgiref, as Django's own ASGI handler runs sync middleware: the event loop never blocks on them. The
+connect hook is user code that may wait on anything: it runs in a worker thread of its own under
+``WS4REDIS_HOOK_TIMEOUT``, so a slow one holds only its own handshake.
 
 Why an environ and not Django's ``ASGIRequest``: ``auth`` builds its request from an environ, so one translation here
 keeps a single code path for both worlds. The translation follows PEP 3333: header names as ``HTTP_*``, the path as
@@ -14,11 +16,14 @@ latin-1-decoded UTF-8 bytes (what a WSGI server hands Django), repeated headers 
 from __future__ import annotations
 
 import io
+import logging
 import sys
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 __all__ = ["environ_of", "path_of", "run_handshake"]
+
+logger = logging.getLogger(__name__)
 
 # What the ASGI server already checked before it handed over a websocket scope. HTTP/2 and HTTP/3 websockets
 # (RFC 8441, 9220) carry none of these headers; an HTTP/1.1 upgrade carries them, and then they are checked as given.
@@ -84,18 +89,42 @@ def environ_of(scope: Mapping[str, Any]) -> dict[str, Any]:
 
 def _handshake_sync(scope: Mapping[str, Any]) -> Any:
     from ws4redis.integration.auth import handshake
-    from ws4redis.integration.hooks import connect_or_refuse
 
-    accepted = handshake(environ_of(scope))
-    connect_or_refuse(accepted)  # WS4REDIS_HOOKS "connect": may refuse before the upgrade, as on WSGI
-    return accepted
+    return handshake(environ_of(scope))
 
 
 async def run_handshake(scope: Mapping[str, Any]) -> Any:
-    """``ws4redis.auth.handshake`` and the connect hook for an ASGI websocket scope, in Django's sync thread.
+    """``ws4redis.auth.handshake`` in Django's sync thread, then the connect hook, for an ASGI websocket scope.
 
     Returns the ``Handshake``; raises ``HandshakeRefused`` with the status to answer.
     """
     from asgiref.sync import sync_to_async
 
-    return await sync_to_async(_handshake_sync, thread_sensitive=True)(scope)
+    accepted = await sync_to_async(_handshake_sync, thread_sensitive=True)(scope)
+    await _connect_hook(accepted)  # WS4REDIS_HOOKS "connect": may refuse before the upgrade, as on WSGI
+    return accepted
+
+
+async def _connect_hook(accepted: Any) -> None:
+    """The connect hook in a worker thread of its own, bounded by ``WS4REDIS_HOOK_TIMEOUT`` as ``gevent.Timeout``
+    bounds it under gevent (which cannot fire in a thread): past it the handshake is refused 500. In Django's one
+    sync thread a slow hook would hold every other handshake of the process; the thread itself runs on to the
+    hook's end, as Python cannot interrupt it."""
+    import asyncio
+
+    from ws4redis import metrics, settings
+    from ws4redis.exceptions import HandshakeRefused
+    from ws4redis.integration.hooks import connect_or_refuse, hooks_for
+
+    facility = accepted.subscription.facility
+    if hooks_for(facility).connect is None:
+        return
+    timeout = settings.get("WS4REDIS_HOOK_TIMEOUT")
+    try:
+        await asyncio.wait_for(asyncio.to_thread(connect_or_refuse, accepted), float(timeout) if timeout else None)
+    except asyncio.TimeoutError:
+        metrics.DROPPED.labels("connect_hook_failed").inc()
+        logger.error("ws4redis: connect hook of %r took over %ss (WS4REDIS_HOOK_TIMEOUT)", facility, timeout)
+        refusal = HandshakeRefused("internal error")
+        refusal.status, refusal.reason = 500, "Internal Server Error"
+        raise refusal from None
