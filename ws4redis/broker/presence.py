@@ -12,7 +12,8 @@ credential: only a truncated SHA-256 of it is stored.
 
 With ``"events": True`` joining and leaving are published on the channel as v2 control messages
 (``{"type":"join","channel":...,"audience":...,"user":"alice","client":"..."}``), as event records of ws4redis'
-envelope (``ws4redis.wire``), so legacy clients never see them and no client payload can pass for one. An entry that
+envelope (``ws4redis.core.wire``), so legacy clients never see them and no client payload can pass for one. An entry
+that
 expires (a killed worker) produces no ``leave`` event.
 """
 

@@ -50,7 +50,8 @@ class WebsocketApplication:
         self.transport_factory = transport_factory
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
-        view = view_for(environ)  # a websocket view routed by the urlconf (ws4redis.decorators), else no-code
+        # a websocket view routed by the urlconf (ws4redis.integration.decorators), else no-code
+        view = view_for(environ)
         if view is not None:
             return serve_view(view, environ, start_response, self.transport_factory)
         try:

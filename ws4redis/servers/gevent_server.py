@@ -106,7 +106,8 @@ class TransportFactory:
     def wait_closed(self, timeout: float) -> bool:
         """Wait until every websocket told to go by ``shutdown`` has closed, at most ``timeout`` seconds.
 
-        Idle websockets hold no greenlet (``ws4redis.connection``), so the server's pool of request greenlets
+        Idle websockets hold no greenlet (``ws4redis.runtime.gevent.connection``), so the server's pool of request
+        greenlets
         cannot tell when they are gone; this can.
         """
         if not self.live:
@@ -158,7 +159,7 @@ class GeventDispatcher:
             return self.websocket_app(environ, start_response)
         if "uwsgi.version" in environ:  # WSGI_APPLICATION = ws4redis.django_runserver.application under uWSGI
             if self._uwsgi_app is None:
-                from ws4redis.servers.uwsgi_runserver import uWSGIWebsocketServer
+                from ws4redis.uwsgi_runserver import uWSGIWebsocketServer
 
                 self._uwsgi_app = uWSGIWebsocketServer()
             return self._uwsgi_app(environ, start_response)

@@ -1,4 +1,4 @@
-"""Running a websocket view (``ws4redis.decorators``) on a transport, in the connection's own greenlet.
+"""Running a websocket view (``ws4redis.integration.decorators``) on a transport, in the connection's own greenlet.
 
 ``WebsocketApplication`` asks ``view_for(environ)`` first: a path under ``WEBSOCKET_URL`` that resolves (the project's
 urlconf) to a marked view is served here instead of by the no-code connection loop:

@@ -1,9 +1,11 @@
-"""One WSGI application for Django and websockets on the same port (``uwsgi --module ws4redis.wsgi:application``).
+"""One WSGI application for Django and websockets on the same port (``uwsgi --module
+ws4redis.wsgi:application``).
 
 Requests under ``WEBSOCKET_URL`` go to the websocket application, everything else to Django
 (``websocket_application`` serves only websockets, for the websocket instance of a split deployment).
 
-When uWSGI loads this module (``module = ws4redis.wsgi:application``), the project is imported right then: in each
+When uWSGI loads this module (``module = ws4redis.wsgi:application``), the project is imported right then: in
+each
 worker after the fork with ``lazy-apps`` (as ``uwsgi.ini`` does), in the master otherwise. A wrong
 ``DJANGO_SETTINGS_MODULE`` or python path then fails while uWSGI loads the app, with the import error in its log,
 and ``need-app`` stops the instance, instead of a worker that says it is ready and answers every request with a 500.
@@ -31,7 +33,7 @@ class WebsocketDispatcher:
         """Import the project (``django.setup()``) and build the applications; does nothing the second time."""
         if self._websocket is not None:
             return
-        from ws4redis.servers.uwsgi_runserver import make_cooperative, uWSGIWebsocketServer
+        from ws4redis.uwsgi_runserver import make_cooperative, uWSGIWebsocketServer
 
         make_cooperative()  # before the project's modules are imported, where uWSGI's gevent loop runs unpatched
         from django.core.wsgi import get_wsgi_application
