@@ -26,7 +26,7 @@ from ws4redis.hub import Delivery, HubUnavailable
 from ws4redis.publisher import RedisPublisher
 from ws4redis.redis_store import get_connection, reset_pool
 from ws4redis.revocation import control_channel, drain, instance_name, revoke
-from ws4redis.runtime import asyncio_hub
+from ws4redis.runtime.asyncio import hub as asyncio_hub
 from ws4redis.runtime.asyncio.hub import AsyncioHub, get_asyncio_hub
 
 WAIT = 10.0  # seconds any one awaited event may take before the test fails

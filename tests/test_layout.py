@@ -66,7 +66,7 @@ def _layer_problems() -> list[str]:
             if not target.startswith("ws4redis."):
                 continue
             name = target.removeprefix("ws4redis.")
-            if name in ALIASES or name.split(".")[0] in ALIASES and name.split(".")[0] not in LAYERS:
+            if name in ALIASES or (name.split(".")[0] in ALIASES and name.split(".")[0] not in LAYERS):
                 problems.append(f"{path.relative_to(PACKAGE)}:{line} imports the alias ws4redis.{name}")
                 continue
             theirs = _layer(name)

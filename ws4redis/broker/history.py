@@ -48,7 +48,7 @@ __all__ = [
     "window_for",
 ]
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("ws4redis.history")  # its name before the move: logging configurations keep it
 
 StreamId = tuple[int, int]
 #: "Before everything": the position of a socket that subscribed while its channel's stream did not exist.

@@ -38,7 +38,7 @@ from ws4redis.core import wire
 
 __all__ = ["NoPresence", "Present", "Tracker", "presence", "presence_key", "tracker_for"]
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("ws4redis.presence")  # its name before the move: logging configurations keep it
 
 _AUDIENCES = ("broadcast", "user", "group", "session")
 

@@ -42,7 +42,7 @@ __all__ = [
     "OnlineTracker", "facility_keys", "online_tracker", "sweep", "sweep_interval", "sweep_turn", "sweeper", "who_of",
 ]
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("ws4redis.presence_signals")  # its name before the move: logging configurations keep it
 
 _SWEEP_BATCH = 500  # expired sockets and due offlines handled per script call (a script blocks Redis while it runs)
 

@@ -24,7 +24,7 @@ from ws4redis.core import wire
 
 __all__ = ["SELF", "RedisMessage", "RedisStore", "as_message", "get_connection", "publish_pipeline"]
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("ws4redis.redis_store")  # its name before the move: logging configurations keep it
 
 _pool_lock = threading.Lock()
 _pool: tuple[int, redis.ConnectionPool, redis.Redis] | None = None  # (pid, pool, its one client)

@@ -25,7 +25,7 @@ from ws4redis.broker.audience import prefix_of
 
 __all__ = ["connect_receivers", "control_channel", "drain", "instance_name", "parse_control", "revoke"]
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("ws4redis.revocation")  # its name before the move: logging configurations keep it
 
 
 def control_channel() -> str:

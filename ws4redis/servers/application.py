@@ -21,7 +21,7 @@ from ws4redis.servers.websocket_views import serve_view, view_for
 
 __all__ = ["WebsocketApplication", "refuse"]
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("ws4redis.application")  # its name before the move: logging configurations keep it
 
 StartResponse = Callable[..., Any]
 TransportFactory = Callable[[dict[str, Any], Handshake], Transport]

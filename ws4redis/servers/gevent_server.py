@@ -40,7 +40,7 @@ __all__ = [
     "patch",
 ]
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("ws4redis.server")  # its name before the move: logging configurations keep it
 
 #: The environ key under which ``WebsocketHandler`` passes the client socket to the websocket application.
 SOCKET_KEY = "ws4redis.socket"
@@ -159,7 +159,7 @@ class GeventDispatcher:
             return self.websocket_app(environ, start_response)
         if "uwsgi.version" in environ:  # WSGI_APPLICATION = ws4redis.django_runserver.application under uWSGI
             if self._uwsgi_app is None:
-                from ws4redis.uwsgi_runserver import uWSGIWebsocketServer
+                from ws4redis.servers.uwsgi_runserver import uWSGIWebsocketServer
 
                 self._uwsgi_app = uWSGIWebsocketServer()
             return self._uwsgi_app(environ, start_response)

@@ -39,7 +39,7 @@ if TYPE_CHECKING:
 
 __all__ = ["HubLink", "ThreadedHub", "ThreadedWebsockets", "wsgiref_handler"]
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("ws4redis.threaded")  # its name before the move: logging configurations keep it
 
 StartResponse = Callable[..., Any]
 _SOCKET_KEY = "ws4redis.socket"  # the same strings as ws4redis.servers.gevent_server's SOCKET_KEY and UPGRADED_KEY

@@ -32,7 +32,7 @@ from ws4redis.servers.uwsgi_transport import UwsgiTransport
 
 __all__ = ["make_cooperative", "setup_django", "uWSGIWebsocketServer"]
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("ws4redis.uwsgi_runserver")  # its name before the move: logging configurations keep it
 
 #: The flag that patches before the project is imported, named in the warning.
 EARLY_PATCH_FLAG = "--gevent-early-monkey-patch"

@@ -44,7 +44,7 @@ from ws4redis.runtime.gevent.transport import Transport
 
 __all__ = ["ViewSubscription", "WebSocket", "serve_view", "view_for"]
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("ws4redis.views_runtime")  # its name before the move: logging configurations keep it
 
 StartResponse = Callable[..., Any]
 TransportFactory = Callable[[dict[str, Any], Handshake], Transport]

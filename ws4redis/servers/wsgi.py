@@ -33,7 +33,7 @@ class WebsocketDispatcher:
         """Import the project (``django.setup()``) and build the applications; does nothing the second time."""
         if self._websocket is not None:
             return
-        from ws4redis.uwsgi_runserver import make_cooperative, uWSGIWebsocketServer
+        from ws4redis.servers.uwsgi_runserver import make_cooperative, uWSGIWebsocketServer
 
         make_cooperative()  # before the project's modules are imported, where uWSGI's gevent loop runs unpatched
         from django.core.wsgi import get_wsgi_application

@@ -42,7 +42,8 @@ from ws4redis.runtime.subscriptions import HubUnavailable
 
 __all__ = ["AsyncioConnection", "asgi_frame", "close_hub", "hub", "send_close", "serve"]
 
-logger = logging.getLogger(__name__)
+# its name before the move: logging configurations keep it
+logger = logging.getLogger("ws4redis.runtime.asyncio_driver")
 
 T = TypeVar("T")
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]

@@ -42,7 +42,7 @@ from ws4redis.runtime.subscriptions import HubUnavailable, Listener, Subscriptio
 
 __all__ = ["AsyncioHub", "get_asyncio_hub", "reset_asyncio_hub"]
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("ws4redis.runtime.asyncio_hub")  # its name before the move: logging configurations keep it
 
 PING_INTERVAL = 10.0  # seconds between keep-alive PINGs on the links; silence for 3x this means a dead link
 

@@ -32,7 +32,7 @@ from ws4redis.broker.redis_store import _sentinel, redis_kwargs
 
 __all__ = ["Link", "Links", "open_links"]
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("ws4redis.runtime.redis_links")  # its name before the move: logging configurations keep it
 
 _SUBSCRIBE_CHUNK = 500  # channels per SUBSCRIBE command when (re)subscribing many at once
 _ROUTING = ("cluster_nodes", "sentinels", "service_name", "sentinel_kwargs")

@@ -56,7 +56,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Connection"]
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("ws4redis.connection")  # its name before the move: logging configurations keep it
 
 _YIELD = 0.001  # seconds: a timer, so the greenlet resumes after the loop's next poll for I/O
 

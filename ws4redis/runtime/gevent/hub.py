@@ -41,7 +41,7 @@ from ws4redis.runtime.subscriptions import HubUnavailable, Listener, Subscriptio
 
 __all__ = ["Delivery", "Hub", "HubUnavailable", "Listener", "get_hub", "is_text"]
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("ws4redis.hub")  # its name before the move: logging configurations keep it
 
 _PING_INTERVAL = 10.0  # seconds between keep-alive PINGs on the pub/sub link; silence for 3x this means a dead link
 _SUBSCRIBE_CHUNK = 500  # channels per SUBSCRIBE command when resubscribing after a reconnect

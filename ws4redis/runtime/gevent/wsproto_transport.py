@@ -57,7 +57,7 @@ from ws4redis.runtime.gevent.framing import close_frame, encode_frame, ping_fram
 
 __all__ = ["UPGRADED_KEY", "TransportOptions", "WsprotoTransport", "close_now", "options_from_settings"]
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("ws4redis.transports.wsproto")  # its name before the move: logging configurations keep it
 
 #: Set in the WSGI environ once the 101 response went out: the server must then write nothing more on the socket
 #: (``ws4redis.servers.gevent_server`` reads the same key).

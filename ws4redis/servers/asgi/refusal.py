@@ -16,7 +16,7 @@ from ws4redis import metrics
 
 __all__ = ["DENIAL_EXTENSION", "answer_http", "deny"]
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("ws4redis.asgi.refusal")  # its name before the move: logging configurations keep it
 
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 

@@ -31,7 +31,7 @@ from ws4redis.integration.view_socket import ViewSocket
 
 __all__ = ["ThreadWebSocket", "serve_view"]
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("ws4redis.asgi.views")  # its name before the move: logging configurations keep it
 
 T = TypeVar("T")
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]

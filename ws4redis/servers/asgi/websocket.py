@@ -26,7 +26,7 @@ from ws4redis.servers.asgi.refusal import answer_http, deny
 
 __all__ = ["WebsocketApplication", "under_websocket_url"]
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("ws4redis.asgi.websocket")  # its name before the move: logging configurations keep it
 
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
