@@ -48,9 +48,9 @@ class AsgiServer(Process):
 
     def __init__(self, name: str, *, app: str = "tests.project.asgi:application",
                  overrides: dict[str, Any] | None = None, env: dict[str, str] | None = None,
-                 wait: bool = True, extra: list[str] | None = None) -> None:
+                 wait: bool = True, extra: list[str] | None = None, port: int | None = None) -> None:
         self.name = name
-        self.port = free_port()
+        self.port = port or free_port()  # a given port: the same server started again where clients reconnect
         environ = dict(os.environ)
         environ.update({
             "DJANGO_SETTINGS_MODULE": "tests.project.settings",

@@ -13,13 +13,13 @@ from typing import Any
 
 import redis
 from django.test import override_settings
+
+from tests.servers import RedisServer
+from ws4redis.broker.redis_batch import run as run_sync
 from ws4redis.history import Recovery, history_key
 from ws4redis.publisher import RedisPublisher
 from ws4redis.quota import ConnectionQuota
 from ws4redis.redis_store import get_connection
-
-from tests.servers import RedisServer
-from ws4redis.broker.redis_batch import run as run_sync
 from ws4redis.runtime.asyncio import redis_client as aioredis_client
 
 HISTORY = {"aio": {"size": 100, "ttl": 60}}

@@ -1,4 +1,4 @@
-"""The asyncio hub (``ws4redis.runtime.asyncio_hub``) against real redis-servers: a single Redis, a Sentinel group
+"""The asyncio hub (``ws4redis.runtime.asyncio.hub``) against real redis-servers: a single Redis, a Sentinel group
 whose master dies, and a Redis Cluster with sharded pub/sub.
 
 Each test runs its coroutine with ``asyncio.run`` (no pytest-asyncio in the shared environment). What the hub tells
@@ -26,8 +26,8 @@ from ws4redis.hub import Delivery, HubUnavailable
 from ws4redis.publisher import RedisPublisher
 from ws4redis.redis_store import get_connection, reset_pool
 from ws4redis.revocation import control_channel, drain, instance_name, revoke
-from ws4redis.runtime import asyncio_hub
-from ws4redis.runtime.asyncio_hub import AsyncioHub, get_asyncio_hub
+from ws4redis.runtime.asyncio import hub as asyncio_hub
+from ws4redis.runtime.asyncio.hub import AsyncioHub, get_asyncio_hub
 
 WAIT = 10.0  # seconds any one awaited event may take before the test fails
 

@@ -162,16 +162,16 @@ def test_original_api_page_receives_a_broadcast(chromium: Callable[[], Any], uws
     assert tab.evaluate("() => window.calls") == ["connecting", "connected", "disconnected"]
 
 
-def test_reconnects_after_server_restart_with_jitter(chromium: Callable[[], Any], redis_server: Any, people: People,
-                                                    page_origin: str, allowed: dict[str, Any]) -> None:
-    """Kill uWSGI, start it again on the same port: the page comes back by itself and gets later messages."""
+def reconnects_after_restart(browser: Any, page_origin: str, start: Callable[..., Any]) -> None:
+    """Stop the server ``start()`` made, start it again on the same port (``start(port=...)``): the page comes back
+    by itself with full-jitter backoff and gets later messages. Shared by the uWSGI and the uvicorn test."""
     from ws4redis.publisher import RedisPublisher
 
-    server = UwsgiServer(overrides=allowed)
+    server = start()
     try:
         options = {"base": f"ws://127.0.0.1:{server.port}/ws/", "facility": "restart", "subscribe": ["broadcast"],
                    "backoff": {"base": 200, "cap": 1600}, "heartbeat": {"interval": 1000}}
-        tab = open_page(chromium(), page_origin, "modern.html", options=options)
+        tab = open_page(browser, page_origin, "modern.html", options=options)
         wait_events(tab, "open")
         assert tab.evaluate("() => client.protocol") == "ws4redis.v2"
         RedisPublisher(facility="restart", broadcast=True).publish_message("before")
@@ -179,7 +179,7 @@ def test_reconnects_after_server_restart_with_jitter(chromium: Callable[[], Any]
 
         server.stop()
         wait_events(tab, "close")
-        server = UwsgiServer(overrides=allowed, port=server.port)
+        server = start(port=server.port)
         opens = wait_events(tab, "open", 2)
         assert opens[1]["info"]["reconnect"] is True
 
@@ -200,23 +200,22 @@ def test_reconnects_after_server_restart_with_jitter(chromium: Callable[[], Any]
         server.stop()
 
 
-def test_silent_server_goes_stale_then_reconnects(chromium: Callable[[], Any], redis_server: Any, people: People,
-                                                 page_origin: str, allowed: dict[str, Any]) -> None:
-    """The worker stops answering (SIGSTOP): the page shows "stale", drops the link, and reconnects after SIGCONT."""
+def goes_stale_then_reconnects(browser: Any, page_origin: str, server: Any) -> None:
+    """``server``'s processes stop answering (SIGSTOP, the TCP link stays up): the page shows "stale", drops the
+    link, and reconnects after SIGCONT. Shared by the uWSGI and the uvicorn test; stops ``server`` at the end."""
     from ws4redis.publisher import RedisPublisher
 
-    server = UwsgiServer(overrides=allowed)
     stopped: list[int] = []
     try:
         options = {"base": f"ws://127.0.0.1:{server.port}/ws/", "facility": "stale",
                    "heartbeat": {"interval": 250, "staleAfter": 2, "maxMissed": 4},
                    "backoff": {"base": 100, "cap": 400}, "connectTimeout": 1000}
-        tab = open_page(chromium(), page_origin, "modern.html", options=options)
+        tab = open_page(browser, page_origin, "modern.html", options=options)
         wait_events(tab, "open")
         tab.wait_for_function("() => client.rtt !== null")  # pongs flow: heartbeats are answered
 
         for pid in server.workers():
-            os.kill(pid, signal.SIGSTOP)  # our own uWSGI's worker: it stops answering, the TCP link stays up
+            os.kill(pid, signal.SIGSTOP)  # our own server's worker: it stops answering, the TCP link stays up
             stopped.append(pid)
         stale = wait_events(tab, "stale")
         assert stale[0]["state"] == "stale"
@@ -236,6 +235,18 @@ def test_silent_server_goes_stale_then_reconnects(chromium: Callable[[], Any], r
         for pid in stopped:
             os.kill(pid, signal.SIGCONT)
         server.stop()
+
+
+def test_reconnects_after_server_restart_with_jitter(chromium: Callable[[], Any], redis_server: Any, people: People,
+                                                    page_origin: str, allowed: dict[str, Any]) -> None:
+    """Kill uWSGI, start it again on the same port: the page comes back by itself and gets later messages."""
+    reconnects_after_restart(chromium(), page_origin, lambda port=None: UwsgiServer(overrides=allowed, port=port))
+
+
+def test_silent_server_goes_stale_then_reconnects(chromium: Callable[[], Any], redis_server: Any, people: People,
+                                                 page_origin: str, allowed: dict[str, Any]) -> None:
+    """The worker stops answering (SIGSTOP): the page shows "stale", drops the link, and reconnects after SIGCONT."""
+    goes_stale_then_reconnects(chromium(), page_origin, UwsgiServer(overrides=allowed))
 
 
 def test_two_tabs_of_two_users_get_only_their_own_messages(chromium: Callable[[], Any], uwsgi_factory: Any,

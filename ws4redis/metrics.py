@@ -6,7 +6,8 @@ logged by the caller.
 Several uWSGI workers: prometheus-client's multiprocess mode. When ``PROMETHEUS_MULTIPROC_DIR`` is in the
 environment *before the worker imports prometheus-client* (set it in uwsgi.ini with ``env = ...``, never in
 Django settings), every process writes its values to memory-mapped files in that directory, and ``collect()``
-(used by ``ws4redis.views.metrics`` and ``manage.py ws4redis_status``) sums them over all processes, whichever
+(used by ``ws4redis.integration.views.metrics`` and ``manage.py ws4redis_status``) sums them over all processes,
+whichever
 worker serves the request. Gauges are ``livesum``: a dead worker's connections vanish from the sum (``collect``
 forgets the gauge files of pids that no longer exist, so a SIGKILLed worker is covered too); counters of dead
 workers stay in the sum, so totals never go backwards across worker restarts.
@@ -79,13 +80,13 @@ RATE_LIMITED = Counter(
 )
 HUB_RECONNECTS = Counter("ws4redis_hub_reconnects", "Times a hub re-established its Redis pub/sub connection")
 BAD_RECORDS = Counter(
-    "ws4redis_bad_records", "Messages from Redis a hub could not parse and skipped (ws4redis.wire)", ["reason"]
+    "ws4redis_bad_records", "Messages from Redis a hub could not parse and skipped (ws4redis.core.wire)", ["reason"]
 )
 
 
 
 class _Fanned(Protocol):
-    """What ``done`` needs of a message fanned out to several sockets (``ws4redis.hub.Delivery``)."""
+    """What ``done`` needs of a message fanned out to several sockets (``ws4redis.runtime.gevent.hub.Delivery``)."""
 
     pending: int
     received: float

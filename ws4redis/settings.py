@@ -42,13 +42,16 @@ DEFAULTS: dict[str, Any] = {
     "WS4REDIS_INSTANCE": None,  # this instance's name for `manage.py ws4redis_drain --instance` (None: host name)
     "WS4REDIS_PING_INTERVAL": 20.0,  # gevent server: seconds of peer silence before it is pinged
     "WS4REDIS_PING_TIMEOUT": 20.0,  # gevent server: seconds to answer that ping before the socket is dropped
-    "WS4REDIS_HISTORY": {},  # {"facility" or pattern: {"size": N, "ttl": seconds}}: Redis Streams (ws4redis.history)
+    # {"facility" or pattern: {"size": N, "ttl": seconds}}: Redis Streams (ws4redis.broker.history)
+    "WS4REDIS_HISTORY": {},
     "WS4REDIS_RESUME_WAIT": 2.0,  # seconds a v2 socket with history holds live messages until the client's resume
-    "WS4REDIS_PRESENCE": {},  # {"facility" or pattern: {"ttl": seconds, "events": bool}} (ws4redis.presence)
-    "WS4REDIS_PRESENCE_GRACE": 10.0,  # seconds without any socket before user_offline (ws4redis.presence_signals)
+    "WS4REDIS_PRESENCE": {},  # {"facility" or pattern: {"ttl": seconds, "events": bool}} (ws4redis.broker.presence)
+    # seconds without any socket before user_offline (ws4redis.broker.presence_signals)
+    "WS4REDIS_PRESENCE_GRACE": 10.0,
     "WS4REDIS_PRESENCE_SWEEP": 1.0,  # seconds between a hub's sweeps for dead workers' sockets and due offlines
     "WS4REDIS_PRESENCE_SIGNAL_QUEUE": 1000,  # presence signals a process may have waiting for their receivers
-    "WS4REDIS_HOOKS": {},  # {"facility" or "*": {"connect"|"message"|"disconnect": "dotted.path"}} (ws4redis.hooks)
+    # {"facility" or "*": {"connect"|"message"|"disconnect": "dotted.path"}} (ws4redis.integration.hooks)
+    "WS4REDIS_HOOKS": {},
     "WS4REDIS_HOOK_TIMEOUT": 5.0,  # seconds a hook may take before its socket is closed (1011)
     "WS4REDIS_SLOW_CONSUMER": "close",  # or "drop-oldest": what happens when WS4REDIS_QUEUE_BYTES is exceeded
     "WS4REDIS_PUBLISH_RATE": 20.0,  # messages per second a client may publish through its socket (None: no limit)
@@ -57,7 +60,8 @@ DEFAULTS: dict[str, Any] = {
     "WS4REDIS_CONTROL_BURST": 50,  # of those, how many a client may send at once before the rate applies
     "WS4REDIS_MAX_CONNECTIONS_PER_USER": None,  # open sockets per user across all workers (None: no limit)
     "WS4REDIS_MAX_SUBSCRIPTIONS": 100,  # channels one socket may listen to (a user in many groups)
-    "WS4REDIS_SIGNED_STREAMS": (),  # facility names/patterns needing a signed subscription (ws4redis.streams)
+    # facility names/patterns needing a signed subscription (ws4redis.integration.streams)
+    "WS4REDIS_SIGNED_STREAMS": (),
 }
 
 
@@ -115,12 +119,12 @@ def connection_kwargs() -> dict[str, Any]:
 
     Redis Sentinel: a dict with ``sentinels`` (``[(host, port), ...]``) and ``service_name``, or a
     ``redis+sentinel://[:password@]host:port,host:port/service_name[/db]`` URL (``rediss+sentinel://`` for TLS;
-    ``?sentinel_password=`` when the sentinels require one). ``ws4redis.redis_store`` turns these keys into
+    ``?sentinel_password=`` when the sentinels require one). ``ws4redis.broker.redis_store`` turns these keys into
     redis-py's ``Sentinel.master_for``.
 
     Redis Cluster: a dict with ``cluster_nodes`` (``[(host, port), ...]``, any few nodes of the cluster) or a
     ``redis+cluster://host:port,host:port`` URL; publishing and the hubs then use sharded pub/sub
-    (``ws4redis.cluster``).
+    (``ws4redis.broker.cluster``).
     """
     value = get("WS4REDIS_CONNECTION")
     if isinstance(value, dict):

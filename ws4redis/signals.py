@@ -1,7 +1,7 @@
 """Django signals for presence transitions: someone came online, or went offline, on a facility.
 
 Each is sent once per transition for the whole deployment (every worker of every instance together): the transition
-is decided atomically in Redis by ``ws4redis.presence_signals``, and only the process that decided it sends the
+is decided atomically in Redis by ``ws4redis.broker.presence_signals``, and only the process that decided it sends the
 signal. Receivers run in that process's signal dispatcher (never in the hub's reader), one at a time, in the order
 the process decided the transitions; their exceptions are logged, never raised into ws4redis.
 

@@ -5,7 +5,8 @@
   while still delivering).
 - ``WebsocketTestClient`` is a small synchronous websocket client (``websocket-client``) that logs in as a Django
   user with a real session cookie.
-- ``WebsocketLiveServerTestCase`` is Django's ``LiveServerTestCase`` with the gevent server of ``ws4redis.server``:
+- ``WebsocketLiveServerTestCase`` is Django's ``LiveServerTestCase`` with the gevent server of
+  ``ws4redis.servers.gevent_server``:
   pages and websockets on ``live_server_url``. It monkey-patches the test process for gevent when its first class
   is set up (the server runs in a greenlet then, as Django's live-server "thread"); keep such tests in a run where
   that is acceptable.

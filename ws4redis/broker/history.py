@@ -5,7 +5,7 @@ a facility one publish is one Lua script per channel, in the publisher's single 
 stream (``MAXLEN ~ size``, ``EXPIRE ttl``), PUBLISH, and the kept last message (``WS4REDIS_EXPIRE``). Atomic, so the
 order of the stream is the order of pub/sub: what a socket replays and what it receives live can be merged by id.
 
-The pub/sub message of a history-enabled channel carries its stream id in ws4redis' envelope (``ws4redis.wire``),
+The pub/sub message of a history-enabled channel carries its stream id in ws4redis' envelope (``ws4redis.core.wire``),
 written by the publish script itself, which the hub reads and strips before anything reaches a socket::
 
     b"\\xffW4R1" + kind + b"1700000000000-0" + b"\\n" + payload
@@ -49,7 +49,7 @@ __all__ = [
     "window_for",
 ]
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("ws4redis.history")  # its name before the move: logging configurations keep it
 
 StreamId = tuple[int, int]
 #: "Before everything": the position of a socket that subscribed while its channel's stream did not exist.
@@ -57,7 +57,7 @@ ZERO: StreamId = (0, 0)
 _MAX_SEQ = 2**64 - 1  # a stream id's sequence part is an unsigned 64-bit number
 
 # One publish to a history-enabled channel: atomic, so stream order == pub/sub order. KEYS: channel, stream.
-# ARGV: payload, kept-message expiry (0: none), size, ttl, envelope head (ws4redis.wire.head), PUBLISH or SPUBLISH,
+# ARGV: payload, kept-message expiry (0: none), size, ttl, envelope head (ws4redis.core.wire.head), PUBLISH or SPUBLISH,
 # frame type ("t" or "b", kept beside the payload so a replay sends the frame type the publisher chose).
 _PUBLISH_SCRIPT = """
 local id = redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '*', 'd', ARGV[1], 'k', ARGV[7])
@@ -100,7 +100,8 @@ def history_key(channel: str) -> str:
 def queue_publish(pipe: Any, channel: str, message: bytes, expire: int, window: Window, *, text: bool) -> None:
     """Queue on ``pipe`` the atomic XADD + PUBLISH (+ kept message) of one channel; its reply is the PUBLISH count.
 
-    ``message`` is the payload; the script puts it in ws4redis' envelope with its stream id (``ws4redis.wire``), to be
+    ``message`` is the payload; the script puts it in ws4redis' envelope with its stream id (``ws4redis.core.wire``),
+    to be
     sent as a text frame when ``text`` (valid UTF-8 only), else as a binary frame.
 
     EVAL with the script's text rather than EVALSHA: still one round trip, and no NOSCRIPT failure after a Redis
@@ -127,7 +128,7 @@ def queue_publish(pipe: Any, channel: str, message: bytes, expire: int, window: 
 
 def parse_id(value: object) -> StreamId | None:
     """``"1700000000000-3"`` as ``(1700000000000, 3)``; ``None`` for anything that is not a stream id (strict ASCII
-    digits, as ``ws4redis.wire.parse_stream_id``: a client's ``resume`` and a record from Redis never raise)."""
+    digits, as ``ws4redis.core.wire.parse_stream_id``: a client's ``resume`` and a record from Redis never raise)."""
     return wire.parse_stream_id(value)
 
 

@@ -12,7 +12,8 @@ credential: only a truncated SHA-256 of it is stored.
 
 With ``"events": True`` joining and leaving are published on the channel as v2 control messages
 (``{"type":"join","channel":...,"audience":...,"user":"alice","client":"..."}``), as event records of ws4redis'
-envelope (``ws4redis.wire``), so legacy clients never see them and no client payload can pass for one. An entry that
+envelope (``ws4redis.core.wire``), so legacy clients never see them and no client payload can pass for one. An entry
+that
 expires (a killed worker) produces no ``leave`` event.
 """
 
@@ -38,7 +39,7 @@ from ws4redis.core import wire
 
 __all__ = ["NoPresence", "Present", "Tracker", "presence", "presence_key", "tracker_for"]
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("ws4redis.presence")  # its name before the move: logging configurations keep it
 
 _AUDIENCES = ("broadcast", "user", "group", "session")
 

@@ -24,7 +24,7 @@ from ws4redis import metrics, settings
 
 __all__ = ["Dispatcher", "Transition", "dispatcher", "send_now"]
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("ws4redis.presence_dispatch")  # its name before the move: logging configurations keep it
 
 
 @dataclasses.dataclass(frozen=True)

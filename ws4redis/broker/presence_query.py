@@ -1,8 +1,10 @@
-"""Who is listening, in one round trip: ``count``, ``users`` and ``offline`` (re-exported by ``ws4redis.presence``).
+"""Who is listening, in one round trip: ``count``, ``users`` and ``offline`` (re-exported by
+``ws4redis.broker.presence``).
 
 Without ``audience`` the answer is about the whole facility (every socket of it, on any of its channels, from the
-per-facility sets of ``ws4redis.presence_signals``, judged by Redis's own clock); with ``audience`` (and ``name``)
-about the one channel, from ``ws4redis.presence``'s set of that channel. Entries of a worker that died are not
+per-facility sets of ``ws4redis.broker.presence_signals``, judged by Redis's own clock); with ``audience`` (and
+``name``)
+about the one channel, from ``ws4redis.broker.presence``'s set of that channel. Entries of a worker that died are not
 counted once their ``ttl`` is over, even before a sweep removes them.
 """
 
@@ -81,7 +83,7 @@ def users(
 ) -> list[str]:
     """The usernames with a socket on ``facility`` (or its ``audience`` channel), sorted: one round trip.
 
-    Anonymous sockets are counted by ``count`` and listed by ``ws4redis.presence.presence``, not here.
+    Anonymous sockets are counted by ``count`` and listed by ``ws4redis.broker.presence.presence``, not here.
     """
     import json
 

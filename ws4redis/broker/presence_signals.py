@@ -1,6 +1,6 @@
 """Online and offline transitions per facility, decided atomically in Redis, once for the whole deployment.
 
-``ws4redis.presence`` lists the sockets of a channel; this module answers a different question: is a *person* (a
+``ws4redis.broker.presence`` lists the sockets of a channel; this module answers a different question: is a *person* (a
 user, or an anonymous session) connected to a facility anywhere, and when does that change? Each facility with
 ``WS4REDIS_PRESENCE`` keeps, under one Redis Cluster hash tag (``{prefix:}online:{<facility>}:...``):
 
@@ -17,7 +17,7 @@ the person's last, schedules the offline ``grace`` seconds later. *sweep*, run e
 seconds by whichever hub takes the turn (``sweeper``), moves the sockets whose entries expired (their worker died
 without a word) to ``leaving`` at expiry + grace, and claims each due offline: the script removes the
 person from ``online`` and returns them, so exactly one sweeper sends the signal. Times are Redis's own clock
-(``TIME``), so the hosts' clocks need not agree. Signals are queued for ``ws4redis.presence_dispatch``.
+(``TIME``), so the hosts' clocks need not agree. Signals are queued for ``ws4redis.broker.presence_dispatch``.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ __all__ = [
     "OnlineTracker", "facility_keys", "online_tracker", "sweep", "sweep_interval", "sweep_turn", "sweeper", "who_of",
 ]
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("ws4redis.presence_signals")  # its name before the move: logging configurations keep it
 
 _SWEEP_BATCH = 500  # expired sockets and due offlines handled per script call (a script blocks Redis while it runs)
 
@@ -176,7 +176,7 @@ class OnlineTracker:
         return [] if batch is None else self.emit(run(client, batch))
 
     # -- the same steps as ``Batch``es, for either client (``ws4redis.broker.redis_batch``): each returns the
-    # -- transitions it claimed, whose signals the caller then sends with ``emit`` (never on an event loop: receivers block) --
+    # -- transitions it claimed, whose signals the caller then sends with ``emit`` (never on an event loop: receivers bl
     def connect_batch(self) -> Batch[list[Transition]]:
         self._joined = True
         return self._write()

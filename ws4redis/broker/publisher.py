@@ -40,7 +40,8 @@ class RedisPublisher(RedisStore):
         self, message: str | bytes | None, expire: int | None = None, *, if_offline: Callable[[str], Any] | None = None
     ) -> int:
         """As ``RedisStore.publish_message``; then ``if_offline(username)`` is called once for each user of this
-        publisher's user audience who has no socket on the facility (``WS4REDIS_PRESENCE``; ``ws4redis.reach``)."""
+        publisher's user audience who has no socket on the facility (``WS4REDIS_PRESENCE``;
+        ``ws4redis.broker.reach``)."""
         targets = reach.offline_targets(self._publishers) if if_offline is not None else None  # may refuse first
         count = super().publish_message(message, expire)
         if targets is not None and if_offline is not None and message is not None:
@@ -51,7 +52,7 @@ class RedisPublisher(RedisStore):
         self, message: str | bytes, expire: int | None = None, *, timeout: float = 1.0
     ) -> reach.Reach:
         """Publish as ``publish_message`` and count the sockets it reached over every process, waiting at most
-        ``timeout`` seconds for their answers (``ws4redis.reach``)."""
+        ``timeout`` seconds for their answers (``ws4redis.broker.reach``)."""
         wrapped = as_message(message)
         if wrapped is None or not self._publishers:
             return reach.Reach(sockets=0, answered=0, expected=0)

@@ -33,7 +33,7 @@ from ws4redis.broker.redis_store import publish_pipeline
 
 __all__ = ["PROBE_MARK", "Reach", "answer", "notify_offline", "offline_targets", "publish_counted"]
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("ws4redis.reach")  # its name before the move: logging configurations keep it
 
 #: Prefix of a pub/sub payload that is a reach probe, never a message.
 PROBE_MARK = b"\x00\xffws4redis:reach:"

@@ -25,7 +25,7 @@ from ws4redis.core import wire
 
 __all__ = ["SELF", "RedisMessage", "RedisStore", "as_message", "get_connection", "publish_pipeline"]
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("ws4redis.redis_store")  # its name before the move: logging configurations keep it
 
 _pool_lock = threading.Lock()
 _pool: tuple[int, redis.ConnectionPool, redis.Redis] | None = None  # (pid, pool, its one client)
@@ -66,7 +66,7 @@ def new_client(**overrides: Any) -> redis.Redis:
     """A client with a connection pool of its own (the hub's pub/sub link); ``overrides`` change connection kwargs."""
     kwargs = redis_kwargs()
     kwargs.update(overrides)
-    if "cluster_nodes" in kwargs:  # Redis Cluster: a RedisCluster; the hub reads it through ws4redis.cluster
+    if "cluster_nodes" in kwargs:  # Redis Cluster: a RedisCluster; the hub reads it through ws4redis.broker.cluster
         from ws4redis.broker.cluster import cluster_client
 
         return cluster_client(kwargs)  # type: ignore[return-value]
@@ -156,10 +156,11 @@ def publish_pipeline(
     """Queue on ``pipe`` a PUBLISH to each channel and, when ``expire`` > 0, the kept last message.
 
     A channel whose facility keeps history (``WS4REDIS_HISTORY``) gets one atomic script instead: XADD to its stream,
-    PUBLISH with the stream id, kept message (``ws4redis.history``). Returns how many replies each channel adds to
+    PUBLISH with the stream id, kept message (``ws4redis.broker.history``). Returns how many replies each channel adds
+    to
     the pipeline, its first being the PUBLISH count, so callers can pick the counts out of ``execute()``.
 
-    What goes out on pub/sub is ``message`` in ws4redis' envelope (``ws4redis.wire``): sent to websockets as a text
+    What goes out on pub/sub is ``message`` in ws4redis' envelope (``ws4redis.core.wire``): sent to websockets as a text
     frame when ``text`` (and valid UTF-8: bytes that are not go out binary rather than be skipped by every hub),
     else binary; ``None`` decides by content, as django-websocket-redis did. The kept message is the payload alone, as
     the original kept it.

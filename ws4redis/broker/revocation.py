@@ -25,7 +25,7 @@ from ws4redis.broker.audience import prefix_of
 
 __all__ = ["connect_receivers", "control_channel", "drain", "instance_name", "parse_control", "revoke"]
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("ws4redis.revocation")  # its name before the move: logging configurations keep it
 
 
 def control_channel() -> str:
@@ -38,7 +38,7 @@ def revoke(*, user: str | None = None, session: str | None = None) -> None:
     if user is None and session is None:
         return
     # Imported here, not at the top: this module is imported by the app's ready(), and redis-py must not be loaded
-    # before the gevent server entry point has monkey-patched (ws4redis.server.patch).
+    # before the gevent server entry point has monkey-patched (ws4redis.servers.gevent_server.patch).
     from ws4redis.broker.redis_store import get_connection
 
     message = json.dumps({"type": "revoke", "user": user, "session": session})

@@ -2,8 +2,10 @@
 
 ``Session`` (``session``) takes events and gives actions (``actions``); ``Config`` (``config``) is the settings it
 reads, once; ``State`` (``state``) its states and their legal transitions; ``Delivery`` (``delivery``) a message from
-Redis as sockets share it; ``protocol`` the wire protocols; ``codes`` the close codes. Drivers (``ws4redis.connection``
-on gevent, ``ws4redis.runtime.asyncio_driver``, ``ws4redis.views_runtime``) do the I/O. See ``docs/architecture.md``.
+Redis as sockets share it; ``protocol`` the wire protocols; ``codes`` the close codes. Drivers
+(``ws4redis.runtime.gevent.connection``
+on gevent, ``ws4redis.runtime.asyncio.driver``, ``ws4redis.servers.websocket_views``) do the I/O. See
+``docs/architecture.md``.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """``Delivery``: one message from Redis as every local socket receives it (a value the hubs make, the sessions queue).
 
-Pure: the gevent hub, the asyncio hub and the sessions share it, and ``ws4redis.hub`` re-exports it.
+Pure: the gevent hub, the asyncio hub and the sessions share it, and ``ws4redis.runtime.gevent.hub`` re-exports it.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ class Delivery:
         self.channel = channel
         self.data = data
         self.text = text
-        self.id = id  # stream id where the channel keeps history (ws4redis.history), else None
+        self.id = id  # stream id where the channel keeps history (ws4redis.broker.history), else None
         self.event = event  # a v2 control event (join/leave; ``data`` is its JSON), never shown to legacy clients
         self.received = time.monotonic()  # start of ws4redis' part of the publish-to-deliver latency (metrics)
         self.cache: dict[str, Any] = {}  # encodings per wire protocol, filled by the first socket that needs one

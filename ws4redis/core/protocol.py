@@ -38,7 +38,7 @@ CONTROL_KINDS = frozenset(
 
 #: Answers to ``subscribe`` / ``unsubscribe`` (several facilities on one socket, see ``Change``).
 CONTROL_KINDS = CONTROL_KINDS | {"subscribed", "unsubscribed"}
-#: Presence events on a channel (``ws4redis.presence``), delivered to its v2 subscribers.
+#: Presence events on a channel (``ws4redis.broker.presence``), delivered to its v2 subscribers.
 CONTROL_KINDS = CONTROL_KINDS | {"join", "leave"}
 
 
@@ -141,7 +141,7 @@ class Origin:
 
 
 def origin_of(channel: str, *, prefix: str | None) -> Origin:
-    """Parse a channel name built by ``ws4redis.audience.channel_names`` back into facility and audience.
+    """Parse a channel name built by ``ws4redis.broker.audience.channel_names`` back into facility and audience.
 
     Parsed from the left (after the prefix) for the audience and from the right for the facility, because a facility
     never contains ``:`` while a group name may. A name in no known shape (a custom ``WS4REDIS_SUBSCRIBER``) is passed
@@ -251,7 +251,8 @@ class V2Protocol:
             since = message.get("since")
             if not isinstance(since, dict):
                 return self._error("resume needs 'since', an object of stream -> id")
-            # Answered by the connection: it replays from history (ws4redis.history) and says recovered or not. An id
+            # Answered by the connection: it replays from history (ws4redis.broker.history) and says recovered or not.
+            # An id
             # that is not a string is kept as "" (answered "bad id"), never converted.
             return Incoming(resume={
                 stream: position if isinstance(position, str) else "" for stream, position in since.items()
@@ -290,7 +291,7 @@ class V2Protocol:
         return self._control(kind, **fields)
 
     def _event(self, delivery: Delivery) -> tuple[bytes, bool]:
-        """A join/leave event published on a channel (``ws4redis.presence``), told where it happened."""
+        """A join/leave event published on a channel (``ws4redis.broker.presence``), told where it happened."""
         try:
             fields = json.loads(delivery.data)
         except ValueError:

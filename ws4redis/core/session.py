@@ -1,6 +1,7 @@
 """``Session``: the policy of one websocket, without I/O (sans-I/O, as wsproto's connection or websockets' Protocol).
 
-A driver (``ws4redis.connection`` on gevent, the asyncio driver, the websocket views) owns the socket, the timers,
+A driver (``ws4redis.runtime.gevent.connection`` on gevent, the asyncio driver, the websocket views) owns the socket,
+the timers,
 Redis and Django; it feeds the session what happened and carries out what the session decides:
 
 - events in: ``opened``, ``receive`` (a client message), ``deliver`` (a message from the hub), ``tick``,
@@ -51,7 +52,7 @@ WAKE = 3  # a close was decided (slow consumer): wake the socket's task to carry
 
 
 class Positions(Protocol):
-    """A socket's positions in its history streams (``ws4redis.history.Recovery``, or the shared ``NoRecovery``).
+    """A socket's positions in its history streams (``ws4redis.broker.history.Recovery``, or the shared ``NoRecovery``).
 
     The session uses only the parts that do no I/O; the driver calls ``start`` and ``replay`` (Redis) when the
     session asks for them (``ReadPositions``, ``Replay``).
@@ -510,7 +511,7 @@ class Session:
             if data:
                 self._emit(act.Send(*frame(Delivery(channel, data, is_text(data)))))
 
-    # -- history (ws4redis.history): resume and replay -------------------------------------------------------------
+    # -- history (ws4redis.broker.history): resume and replay ----------------------------------------------------------
     def _history_welcome(self) -> dict[str, Any]:
         """``offsets`` for the v2 welcome: where each history stream stood, so a client that receives nothing on a
         stream before it drops can still resume it."""

@@ -35,7 +35,7 @@ from ws4redis.integration.streams import check_signed_stream
 
 __all__ = ["Handshake", "check_origin", "check_upgrade", "handshake"]
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("ws4redis.auth")  # its name before the move: logging configurations keep it
 
 V2_PROTOCOL = "ws4redis.v2"
 

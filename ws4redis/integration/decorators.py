@@ -11,9 +11,10 @@ A marked view is routed by the ordinary urlconf, under ``WEBSOCKET_URL``::
         for message in request.websocket:       # bytes, until the client closes
             request.websocket.send(message)
 
-For a websocket upgrade, ``ws4redis.views_runtime`` runs the view in the connection's own greenlet after the
+For a websocket upgrade, ``ws4redis.servers.websocket_views`` runs the view in the connection's own greenlet after the
 Origin check and the project's middleware (session, user) ran; ``request.websocket`` is a
-``ws4redis.views_runtime.WebSocket``. A view that returns an ``HttpResponse`` without having used the socket is
+``ws4redis.servers.websocket_views.WebSocket``. A view that returns an ``HttpResponse`` without having used the socket
+is
 answered with that response instead of the upgrade (e.g. 403 for a user it refuses).
 
 A plain HTTP request to the same URL is served by Django as usual (all middleware, ``process_view`` included):
@@ -21,7 +22,8 @@ A plain HTTP request to the same URL is served by Django as usual (all middlewar
 - ``require_websocket`` (alias ``websocket_view``) answers it with 400;
 - ``accept_websocket`` runs the view with ``request.websocket = None``, so one URL can serve both.
 
-Under ``ws4redis.server`` (the gevent server) plain HTTP under ``WEBSOCKET_URL`` is only served when the server
+Under ``ws4redis.servers.gevent_server`` (the gevent server) plain HTTP under ``WEBSOCKET_URL`` is only served when the
+server
 passes such requests on to the websocket application; see ``docs/views-and-hooks.md``.
 """
 

@@ -48,7 +48,7 @@ __all__ = [
     "run_connect_or_refuse",
 ]
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("ws4redis.hooks")  # its name before the move: logging configurations keep it
 
 KINDS = ("connect", "message", "disconnect")
 

@@ -7,7 +7,8 @@ widgets opened three sockets. A ``ws4redis.v2`` client may now ask, over its ope
     {"type": "unsubscribe", "facility": "chat"}                 # every audience of that facility
 
 A subscription is authorised exactly as a connection to that facility: the secure default policy, then
-``WS4REDIS_ALLOWED_CHANNELS``, then the facility's ``connect`` hook (``ws4redis.hooks``), each given the request *as
+``WS4REDIS_ALLOWED_CHANNELS``, then the facility's ``connect`` hook (``ws4redis.integration.hooks``), each given the
+request *as
 a connection to the subscribed facility would have made it* (``facility_request``: the socket's own user, session
 and headers, with the path and query of ``/ws/<facility>?subscribe-...``). So a policy that reads ``request.path``
 decides the same way for both, and switching facilities never grants what a new connection would not get. Only

@@ -26,7 +26,7 @@ from ws4redis.exceptions import ChannelRefused
 
 __all__ = ["SALT", "check_signed_stream", "is_signed", "sign_stream", "verify_stream"]
 
-SALT = "ws4redis.streams.signed-facility"
+SALT = "ws4redis.streams.signed-facility"  # unchanged by the move: signatures made before stay valid
 NEVER = "0"
 
 
@@ -75,7 +75,8 @@ def verify_stream(facility: str, token: str, *, now: float | None = None) -> Non
 
 
 def check_signed_stream(request: Any, subscription: Subscription) -> None:
-    """The handshake's check (``ws4redis.auth``): a signed facility needs a valid ``sig`` and no publish flag."""
+    """The handshake's check (``ws4redis.integration.auth``): a signed facility needs a valid ``sig`` and no publish
+    flag."""
     if not is_signed(subscription.facility):
         return
     if subscription.publish:

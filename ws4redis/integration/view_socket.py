@@ -1,7 +1,8 @@
 """What ``request.websocket`` of a websocket view is on every runtime: the API a view sees, written once.
 
-A view's socket under gevent (``ws4redis.views_runtime.WebSocket``) and under ASGI
-(``ws4redis.asgi.views.ThreadWebSocket``) differ only in how they receive, send and wait: each gives ``receive``,
+A view's socket under gevent (``ws4redis.servers.websocket_views.WebSocket``) and under ASGI
+(``ws4redis.servers.asgi.views.ThreadWebSocket``) differ only in how they receive, send and wait: each gives
+``receive``,
 ``_send`` and a ``_wake`` event; the conveniences built on them, the channel names of a view's ``subscribe``, a
 view's ``publish`` and the hub's callbacks (which only hand over to the socket's ``Session`` and wake it) are here.
 """

@@ -1,6 +1,7 @@
 """Django views ws4redis offers for the operator to route: the Prometheus metrics.
 
-``urlpatterns += [path("metrics", ws4redis.views.metrics)]`` (behind whatever protection the site wants: an nginx
+``urlpatterns += [path("metrics", ws4redis.integration.views.metrics)]`` (behind whatever protection the site wants: an
+nginx
 allow-list, a separate internal port, or a wrapper such as ``staff_member_required``). Under uWSGI's several
 workers the figures are the sum over all workers of the host when ``PROMETHEUS_MULTIPROC_DIR`` is set before the
 workers start (see ``ws4redis.metrics`` and docs/metrics.md), whichever worker answers.

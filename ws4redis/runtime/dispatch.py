@@ -3,7 +3,8 @@ two runtimes cannot drift.
 
 A pub/sub message is, in this order: the heartbeat string (never forwarded), a control message (revoke a user's or a
 session's sockets, drain the process), a reach probe (answered with the number of local sockets on that channel,
-``ws4redis.reach``), or a record in ws4redis' envelope (``ws4redis.wire``) handed to each local listener of its
+``ws4redis.broker.reach``), or a record in ws4redis' envelope (``ws4redis.core.wire``) handed to each local listener of
+its
 channel as one shared ``Delivery``. Anything else is a bad record: counted in ``ws4redis_bad_records`` and logged at
 most once a minute, so that a flood of junk fills neither the log nor costs the link every socket of the process
 shares.
@@ -82,7 +83,8 @@ class HubDispatch:
         if channel == self.control_channel:
             self._control(data)
             return
-        if data.startswith(reach.PROBE_MARK):  # a counted publish asks how many sockets it reached (ws4redis.reach)
+        # a counted publish asks how many sockets it reached (ws4redis.broker.reach)
+        if data.startswith(reach.PROBE_MARK):
             self._answer_probe(data, len(self._listeners.get(channel, ())))
             return
         listeners = self._listeners.get(channel)

@@ -16,8 +16,31 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Protocol
 
 from ws4redis import metrics
+from ws4redis.core.delivery import Delivery
+from ws4redis.exceptions import Ws4RedisError
 
-__all__ = ["Subscriptions"]
+__all__ = ["HubUnavailable", "Listener", "Subscriptions"]
+
+
+class HubUnavailable(Ws4RedisError):
+    """Redis did not confirm a subscription in time; the websocket request is answered with 503."""
+
+
+class Listener(Protocol):
+    """What the hub needs of a websocket connection."""
+
+    def deliver(self, delivery: Delivery) -> None:
+        """Queue ``delivery`` for the connection to write; must not block or switch greenlets."""
+
+    def hub_reconnected(self) -> None:
+        """The pub/sub link was re-established and Redis confirmed every channel on it; messages published while it
+        was down were not received, those published from now on are."""
+
+    def revoke(self) -> None:
+        """The user or session of this connection was logged out, deleted or deactivated."""
+
+    def shutdown(self, reconnect_in_ms: int) -> None:
+        """The server is going away: close with 1001 and suggest reconnecting after ``reconnect_in_ms``."""
 
 
 class Ready(Protocol):

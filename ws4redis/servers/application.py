@@ -21,7 +21,7 @@ from ws4redis.servers.websocket_views import serve_view, view_for
 
 __all__ = ["WebsocketApplication", "refuse"]
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("ws4redis.application")  # its name before the move: logging configurations keep it
 
 StartResponse = Callable[..., Any]
 TransportFactory = Callable[[dict[str, Any], Handshake], Transport]
@@ -50,7 +50,8 @@ class WebsocketApplication:
         self.transport_factory = transport_factory
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
-        view = view_for(environ)  # a websocket view routed by the urlconf (ws4redis.decorators), else no-code
+        # a websocket view routed by the urlconf (ws4redis.integration.decorators), else no-code
+        view = view_for(environ)
         if view is not None:
             return serve_view(view, environ, start_response, self.transport_factory)
         try:

@@ -7,7 +7,7 @@
 - uWSGI: uWSGI's upgrade, then the same transport;
 - Django's own threaded server (``runserver`` of Django or staticfiles, ``LiveServerTestCase``, and 0.6 test suites
   doing ``cls.server_thread.httpd.set_app(application)``): each websocket on its request's thread
-  (``ws4redis.threaded``), for development and tests.
+  (``ws4redis.servers.threaded``), for development and tests.
 
 Unlike the original, nothing here patches Django or wsgiref, and no framing is written by hand.
 """

@@ -40,7 +40,7 @@ __all__ = [
     "patch",
 ]
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("ws4redis.server")  # its name before the move: logging configurations keep it
 
 #: The environ key under which ``WebsocketHandler`` passes the client socket to the websocket application.
 SOCKET_KEY = "ws4redis.socket"
@@ -106,7 +106,8 @@ class TransportFactory:
     def wait_closed(self, timeout: float) -> bool:
         """Wait until every websocket told to go by ``shutdown`` has closed, at most ``timeout`` seconds.
 
-        Idle websockets hold no greenlet (``ws4redis.connection``), so the server's pool of request greenlets
+        Idle websockets hold no greenlet (``ws4redis.runtime.gevent.connection``), so the server's pool of request
+        greenlets
         cannot tell when they are gone; this can.
         """
         if not self.live:

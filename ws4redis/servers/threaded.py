@@ -5,7 +5,8 @@ That server gives each request a thread and never hands its sockets over, so a w
 for as long as it is open, as with django-websocket-redis 0.6: this mode is for development and tests, not for
 production (a thread and a small event loop per open websocket).
 
-Nothing per socket is written twice: the request's thread runs the same connection loop (``ws4redis.connection``) and
+Nothing per socket is written twice: the request's thread runs the same connection loop
+(``ws4redis.runtime.gevent.connection``) and
 wsproto transport as every other server, in the event loop gevent gives each thread (the process is not
 monkey-patched, so everything that loop does not watch is blocking I/O of that thread: Redis calls, Django). The
 process's hub is the same ``Hub``, in a service thread of its own with its own loop; its blocking reads from Redis
@@ -38,10 +39,10 @@ if TYPE_CHECKING:
 
 __all__ = ["HubLink", "ThreadedHub", "ThreadedWebsockets", "wsgiref_handler"]
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("ws4redis.threaded")  # its name before the move: logging configurations keep it
 
 StartResponse = Callable[..., Any]
-_SOCKET_KEY = "ws4redis.socket"  # the same strings as ws4redis.server's SOCKET_KEY and UPGRADED_KEY
+_SOCKET_KEY = "ws4redis.socket"  # the same strings as ws4redis.servers.gevent_server's SOCKET_KEY and UPGRADED_KEY
 _UPGRADED_KEY = "ws4redis.upgraded"
 _CLOSED_KEY = "ws4redis.threaded.closed"  # a gevent Event of the request's thread, set once the websocket closed
 

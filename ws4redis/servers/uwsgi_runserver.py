@@ -1,7 +1,7 @@
 """uWSGI entry points, under the original's module name.
 
 ``uWSGIWebsocketServer()`` is the websocket application on uWSGI's transport, as the original's deployment docs used
-it; ``ws4redis.wsgi.application`` dispatches between it and Django on one port.
+it; ``ws4redis.servers.wsgi.application`` dispatches between it and Django on one port.
 
 Creating it prepares the process the way django-websocket-redis 0.6 users' uWSGI modules expect, so their
 ``wsgi_websocket.py`` and dispatching ``wsgi.py`` keep working unchanged:
@@ -11,7 +11,8 @@ Creating it prepares the process the way django-websocket-redis 0.6 users' uWSGI
 - **Blocking I/O is made cooperative** under uWSGI's gevent loop when the standard library is not monkey-patched
   (0.6's commands have no ``--gevent-early-monkey-patch``). Otherwise the hub's read of the Redis pub/sub socket is
   a plain ``recv()`` that blocks the whole worker: pages, websockets and signals alike. The process is patched
-  (``ws4redis.server.patch``, as uWSGI's own ``--gevent-monkey-patch`` would) and a warning names the flag that does
+  (``ws4redis.servers.gevent_server.patch``, as uWSGI's own ``--gevent-monkey-patch`` would) and a warning names the
+  flag that does
   it earlier, before the project is imported. 0.6's ``redis.connection.socket = gevent.socket`` line stays harmless:
   it gives redis-py the gevent socket module, which is what the patched ``socket`` module is.
 
@@ -31,7 +32,7 @@ from ws4redis.servers.uwsgi_transport import UwsgiTransport
 
 __all__ = ["make_cooperative", "setup_django", "uWSGIWebsocketServer"]
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("ws4redis.uwsgi_runserver")  # its name before the move: logging configurations keep it
 
 #: The flag that patches before the project is imported, named in the warning.
 EARLY_PATCH_FLAG = "--gevent-early-monkey-patch"
@@ -87,7 +88,7 @@ def _uwsgi_transport(environ: dict[str, Any], handshake: Handshake) -> UwsgiTran
 
 
 class uWSGIWebsocketServer(WebsocketApplication):  # noqa: N801 - the original's public name
-    """The websocket WSGI application on uWSGI (``ws4redis.transports.uwsgi``).
+    """The websocket WSGI application on uWSGI (``ws4redis.servers.uwsgi_transport``).
 
     Creating one sets Django up and makes the process cooperative where needed (see the module's docstring), so that
     a module doing only ``application = uWSGIWebsocketServer()`` is a complete websocket instance.

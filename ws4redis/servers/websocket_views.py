@@ -1,4 +1,4 @@
-"""Running a websocket view (``ws4redis.decorators``) on a transport, in the connection's own greenlet.
+"""Running a websocket view (``ws4redis.integration.decorators``) on a transport, in the connection's own greenlet.
 
 ``WebsocketApplication`` asks ``view_for(environ)`` first: a path under ``WEBSOCKET_URL`` that resolves (the project's
 urlconf) to a marked view is served here instead of by the no-code connection loop:
@@ -44,7 +44,7 @@ from ws4redis.runtime.gevent.transport import Transport
 
 __all__ = ["ViewSubscription", "WebSocket", "serve_view", "view_for"]
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("ws4redis.views_runtime")  # its name before the move: logging configurations keep it
 
 StartResponse = Callable[..., Any]
 TransportFactory = Callable[[dict[str, Any], Handshake], Transport]

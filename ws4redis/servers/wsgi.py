@@ -1,9 +1,11 @@
-"""One WSGI application for Django and websockets on the same port (``uwsgi --module ws4redis.wsgi:application``).
+"""One WSGI application for Django and websockets on the same port (``uwsgi --module
+ws4redis.wsgi:application``).
 
 Requests under ``WEBSOCKET_URL`` go to the websocket application, everything else to Django
 (``websocket_application`` serves only websockets, for the websocket instance of a split deployment).
 
-When uWSGI loads this module (``module = ws4redis.wsgi:application``), the project is imported right then: in each
+When uWSGI loads this module (``module = ws4redis.wsgi:application``), the project is imported right then: in
+each
 worker after the fork with ``lazy-apps`` (as ``uwsgi.ini`` does), in the master otherwise. A wrong
 ``DJANGO_SETTINGS_MODULE`` or python path then fails while uWSGI loads the app, with the import error in its log,
 and ``need-app`` stops the instance, instead of a worker that says it is ready and answers every request with a 500.

@@ -18,9 +18,11 @@ URL-quoted. The tag needs the request in the context (``django.template.context_
 ``RequestContext``/``render(request, ...)``).
 
 ``signed=True`` (with ``expires=<seconds>`` for a signature that expires) adds the ``sig`` of a signed stream
-(``ws4redis.streams``); it fails when the template renders if ``WS4REDIS_SIGNED_STREAMS`` does not cover the facility.
+(``ws4redis.integration.streams``); it fails when the template renders if ``WS4REDIS_SIGNED_STREAMS`` does not cover
+the facility.
 
-Live HTML (``ws4redis.fragments``, docs/live-html.md): ``{% htmx_stream_from 'board' %}`` renders the element htmx's
+Live HTML (``ws4redis.integration.fragments``, docs/live-html.md): ``{% htmx_stream_from 'board' %}`` renders the
+element htmx's
 ``ws`` extension connects from (``<div hx-ext="ws" ws-connect="...">``), ``{% turbo_stream_from 'board' %}`` a
 ``<turbo-stream-source src="...">``; both subscribe to ``broadcast`` unless ``subscribe=`` says otherwise, take
 ``signed``/``expires``, and add ``ws4redis/live.js`` once per page (reconnects Turbo's socket, and htmx's after a

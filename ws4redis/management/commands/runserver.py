@@ -1,14 +1,15 @@
 """``manage.py runserver`` with websockets: Django, static files and websockets on one port, no uWSGI.
 
 This is Django's own command (through ``django.contrib.staticfiles``'s, which adds static files and ``--insecure``)
-with two of its documented seams filled in: ``server_cls`` is a gevent server (``ws4redis.server.RunserverServer``)
+with two of its documented seams filled in: ``server_cls`` is a gevent server
+(``ws4redis.servers.gevent_server.RunserverServer``)
 and ``get_handler`` puts the websocket dispatcher in front of Django's handler. The autoreloader, the checks and the
 banner are Django's. The serving process is monkey-patched for gevent before the autoreloader starts its threads,
 so that "thread" (a greenlet then) and the reloader's sleep share one gevent loop.
 
 ``ws4redis`` must come before ``django.contrib.staticfiles`` in ``INSTALLED_APPS``: Django takes a command from the
 first app that has it. In the other order this module never runs, so the warning lives in a system check
-(``ws4redis.install_checks``, W001), which staticfiles' runserver prints at start.
+(``ws4redis.integration.install_checks``, W001), which staticfiles' runserver prints at start.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""``manage.py ws4redis_status``: the metrics of ``ws4redis.views.metrics`` at a glance, and who holds Redis links.
+"""``manage.py ws4redis_status``: the metrics of ``ws4redis.integration.views.metrics`` at a glance, and who holds
+Redis links.
 
 The figures come from, in this order: ``--url`` (the metrics view of a running site, so any host), ``--dir``, or
 ``PROMETHEUS_MULTIPROC_DIR`` (the workers' multiprocess files on this host). Without any of them there is nothing
@@ -98,7 +99,7 @@ class Command(BaseCommand):
     requires_system_checks: list[str] = []
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--url", help="URL of a running site's ws4redis.views.metrics")
+        parser.add_argument("--url", help="URL of a running site's ws4redis.integration.views.metrics")
         parser.add_argument("--dir", help="the workers' PROMETHEUS_MULTIPROC_DIR (default: the environment's)")
         parser.add_argument("--no-redis", action="store_true", help="do not ask Redis which hubs are connected")
 

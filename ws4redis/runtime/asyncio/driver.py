@@ -1,10 +1,11 @@
 """The asyncio driver: one task per websocket runs the sans-I/O ``Session`` (``ws4redis.core``) over ASGI messages.
 
 The session decides everything (kept messages, heartbeats, client publishing and its rate, v2 requests, resume and
-replay, slow consumers, revocation, drain, expiry); this module only does I/O, as ``ws4redis.connection`` does on
+replay, slow consumers, revocation, drain, expiry); this module only does I/O, as
+``ws4redis.runtime.gevent.connection`` does on
 gevent:
 
-- the asyncio hub (``ws4redis.runtime.asyncio_hub``) calls ``deliver`` and the control callbacks on the event loop;
+- the asyncio hub (``ws4redis.runtime.asyncio.hub``) calls ``deliver`` and the control callbacks on the event loop;
   they never block, they queue in the session and wake the socket's task;
 - a reader task turns ASGI ``websocket.receive`` messages into an inbox bounded by ``MESSAGES_PER_ROUND`` (a client
   that floods waits for the server's own flow control, it never grows a queue here);
@@ -39,14 +40,18 @@ from ws4redis.core.config import MESSAGES_PER_ROUND
 from ws4redis.core.limits import TokenBucket
 from ws4redis.core.protocol import protocol_for
 from ws4redis.runtime.asyncio import redis_client as aioredis
+from ws4redis.runtime.subscriptions import HubUnavailable
 
 __all__ = ["AsyncioConnection", "asgi_frame", "close_hub", "hub", "send_close", "serve"]
 
-logger = logging.getLogger(__name__)
+# its name before the move: logging configurations keep it
+logger = logging.getLogger("ws4redis.runtime.asyncio_driver")
 
 T = TypeVar("T")
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+# answers a refusal before the upgrade: (scope, send, status, detail, headers)
+Deny = Callable[[Mapping[str, Any], Send, int, str, Any], Awaitable[None]]
 
 _SEND_TIMEOUT = 30.0  # seconds a single send may wait for a client that stopped reading, as on the gevent transport
 
@@ -538,7 +543,7 @@ class AsyncioConnection:
             new = [c for c in grant.channels if c not in session.listen]
             if new:
                 await self.hub.attach(self, new, timeout=session.config.subscribe_timeout)
-        except (HandshakeRefused, PermissionDenied, _hub_unavailable()) as refusal:
+        except (HandshakeRefused, PermissionDenied, HubUnavailable) as refusal:
             session.refused(change, getattr(refusal, "detail", None) or str(refusal) or "permission denied")
             return
         facility = grant.subscription.facility
@@ -670,12 +675,6 @@ def _hooks(subscription: Any) -> Any:
     return hooks_for(subscription.facility)
 
 
-def _hub_unavailable() -> type[Exception]:
-    from ws4redis.runtime.gevent.hub import HubUnavailable
-
-    return HubUnavailable
-
-
 async def _kept(handshake: Any) -> list[tuple[str, bytes]]:
     """The kept last messages of the handshake's channels (``WS4REDIS_EXPIRE``), as the gevent side reads them: on
     the loop's client, unless ``WS4REDIS_SUBSCRIBER`` overrides how they are read (its code then runs in a thread)."""
@@ -708,10 +707,10 @@ async def _signals(online: Any, won: list[Any]) -> None:
         await _in_thread(online.emit, won)
 
 
-async def serve(handshake: Any, scope: Mapping[str, Any], receive: Receive, send: Send) -> None:
-    """Serve one accepted handshake: subscribe (confirmed) before the upgrade, then run the socket."""
+async def serve(handshake: Any, scope: Mapping[str, Any], receive: Receive, send: Send, deny: Deny) -> None:
+    """Serve one accepted handshake: subscribe (confirmed) before the upgrade, then run the socket. ``deny`` answers
+    a refusal before the upgrade the server's way (``ws4redis.servers.asgi.refusal.deny``)."""
     from ws4redis.exceptions import HandshakeRefused
-    from ws4redis.servers.asgi.refusal import deny
 
     connection = AsyncioConnection(handshake, receive, send, hub())
     try:
@@ -719,7 +718,7 @@ async def serve(handshake: Any, scope: Mapping[str, Any], receive: Receive, send
     except HandshakeRefused as refusal:
         await deny(scope, send, refusal.status, refusal.detail, refusal.headers)
         return
-    except (_hub_unavailable(), redis.RedisError, OSError) as exc:  # the quota's Redis too: come back later
+    except (HubUnavailable, redis.RedisError, OSError) as exc:  # the quota's Redis too: come back later
         logger.error("ws4redis: %s", exc)
         await deny(scope, send, 503, "message broker unavailable", [("Retry-After", "5")])
         return

@@ -1,12 +1,12 @@
 """The asyncio hub: one Redis pub/sub connection per event loop, shared by every websocket that loop serves (ASGI).
 
-The same contract as the gevent hub (``ws4redis.hub``), in asyncio:
+The same contract as the gevent hub (``ws4redis.runtime.gevent.hub``), in asyncio:
 
 - ``await hub.attach(listener, channels, timeout=..., identity=...)`` returns once Redis confirmed every channel
   (``SUBSCRIBE`` on the first listener of a channel, reference-counted), else raises ``HubUnavailable``: a socket
   is accepted only then, so what is published once a client is in reaches it.
 - ``hub.detach(...)`` needs no ``await``: the last listener of a channel queues its ``UNSUBSCRIBE`` behind every
-  command queued before it (``ws4redis.runtime.redis_links``), so a quick detach and attach of one channel can never
+  command queued before it (``ws4redis.runtime.asyncio.links``), so a quick detach and attach of one channel can never
   reach Redis in the wrong order.
 - A lost link is reconnected by the hub with jittered backoff (Sentinel: at the master the sentinels name then;
   Cluster: against the current slot table, ``SSUBSCRIBE`` per shard); every channel is resubscribed and, once Redis
@@ -35,14 +35,14 @@ from ws4redis import metrics, settings
 from ws4redis.broker import presence_signals, reach
 from ws4redis.broker.presence_dispatch import send_now
 from ws4redis.broker.revocation import control_channel
+from ws4redis.core.delivery import Delivery
 from ws4redis.runtime.asyncio.links import Links, open_links
 from ws4redis.runtime.dispatch import HubDispatch, reconnect_delay
-from ws4redis.runtime.gevent.hub import Delivery, HubUnavailable, Listener
-from ws4redis.runtime.subscriptions import Subscriptions
+from ws4redis.runtime.subscriptions import HubUnavailable, Listener, Subscriptions
 
 __all__ = ["AsyncioHub", "get_asyncio_hub", "reset_asyncio_hub"]
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("ws4redis.runtime.asyncio_hub")  # its name before the move: logging configurations keep it
 
 PING_INTERVAL = 10.0  # seconds between keep-alive PINGs on the links; silence for 3x this means a dead link
 
@@ -241,7 +241,8 @@ class AsyncioHub:
             self._rules.tell(listener.hub_reconnected)
 
     def _answer_probe(self, data: bytes, sockets: int) -> None:
-        """A reach probe is answered from a thread of the loop's pool (``ws4redis.reach`` is blocking redis-py)."""
+        """A reach probe is answered from a thread of the loop's pool (``ws4redis.broker.reach`` is blocking
+        redis-py)."""
         loop = asyncio.get_running_loop()
         reach.answer(data, sockets, run=lambda function, *args: loop.run_in_executor(None, function, *args))
 
@@ -261,7 +262,7 @@ class AsyncioHub:
 
     async def _sweep(self) -> None:
         """Presence: this loop's turns at sweeping dead processes' sockets and due offlines, as a gevent hub takes
-        them (``ws4redis.presence_signals``); blocking redis-py and the signal receivers run in a thread."""
+        them (``ws4redis.broker.presence_signals``); blocking redis-py and the signal receivers run in a thread."""
         while not self._stopping:
             await asyncio.sleep(random.uniform(0.5, 1.5) * presence_signals.sweep_interval())
             await asyncio.to_thread(presence_signals.sweep_turn, send_now)

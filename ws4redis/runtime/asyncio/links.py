@@ -3,7 +3,8 @@
 
 Why raw connections and not redis-py's ``PubSub``: a ``PubSub`` reconnects a failed link and resubscribes every
 channel by itself (its retry and on-connect hooks), and a subscribed link that nobody reads loses what is published
-on it while the hub believes it is resubscribed (the defect the gevent hub had to refuse, ``ws4redis.hub``). Here a
+on it while the hub believes it is resubscribed (the defect the gevent hub had to refuse,
+``ws4redis.runtime.gevent.hub``). Here a
 link connects once; when it fails the hub learns of it and builds the next link itself, asking the Sentinels or the
 cluster where to go at that moment.
 
@@ -31,7 +32,7 @@ from ws4redis.broker.redis_store import _sentinel, redis_kwargs
 
 __all__ = ["Link", "Links", "open_links"]
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("ws4redis.runtime.redis_links")  # its name before the move: logging configurations keep it
 
 _SUBSCRIBE_CHUNK = 500  # channels per SUBSCRIBE command when (re)subscribing many at once
 _ROUTING = ("cluster_nodes", "sentinels", "service_name", "sentinel_kwargs")
@@ -239,7 +240,7 @@ async def open_links(*, client_name: str, control_channel: str, on_reply: Reply)
 def _cluster_topology(kwargs: dict[str, Any], control: str) -> tuple[Callable[[str], str], dict[str, tuple[str, int]]]:
     """The cluster's primaries now, and a router of channels to them (blocking: runs in a thread).
 
-    ``ws4redis.cluster.cluster_client`` reads the setting as the publishers do; its slot table is only read here.
+    ``ws4redis.broker.cluster.cluster_client`` reads the setting as the publishers do; its slot table is only read here.
     """
     from ws4redis.broker.cluster import cluster_client
 

@@ -56,7 +56,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Connection"]
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("ws4redis.connection")  # its name before the move: logging configurations keep it
 
 _YIELD = 0.001  # seconds: a timer, so the greenlet resumes after the loop's next poll for I/O
 
@@ -95,7 +95,7 @@ class _Writer:
 
 def _writer() -> _Writer:
     """The writer of this thread's event loop: one per gevent hub (several only under Django's threaded server,
-    ``ws4redis.threaded``, where each websocket's thread runs a loop of its own)."""
+    ``ws4redis.servers.threaded``, where each websocket's thread runs a loop of its own)."""
     hub = gevent.get_hub()
     writer: _Writer | None = getattr(hub, "ws4redis_writer", None)
     if writer is None:
@@ -151,7 +151,7 @@ class Connection:
         identity = dict(self._identity)
         self._presence = tracker_for(listen, user=identity.get("user"), session_key=identity.get("session"))
         self._interval = min(config.wake_interval, self._presence.refresh_every)
-        # Online/offline signals (ws4redis.presence_signals): None on facilities without presence.
+        # Online/offline signals (ws4redis.broker.presence_signals): None on facilities without presence.
         self._online = online_tracker(listen, user=identity.get("user"), session_key=identity.get("session"))
 
     @property
@@ -514,7 +514,8 @@ class Connection:
             metrics.DELIVERED.inc(len(messages))
 
     def _change_subscription(self, change: Change) -> None:
-        """A v2 ``subscribe``/``unsubscribe`` (``ws4redis.multiplex``): authorised as a connection to that facility
+        """A v2 ``subscribe``/``unsubscribe`` (``ws4redis.integration.multiplex``): authorised as a connection to that
+        facility
         (policy, ``WS4REDIS_ALLOWED_CHANNELS`` and the facility's connect hook), attached or detached, then the
         session answers."""
         from django.core.exceptions import PermissionDenied
@@ -573,5 +574,5 @@ class Connection:
 
 
 def _recovery(session: Session) -> history.Recovery | history.NoRecovery:
-    """The session's positions as ``ws4redis.history`` made them (the session knows them by a pure protocol)."""
+    """The session's positions as ``ws4redis.broker.history`` made them (the session knows them by a pure protocol)."""
     return cast("history.Recovery | history.NoRecovery", session.recovery)

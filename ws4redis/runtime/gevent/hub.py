@@ -3,7 +3,8 @@
 The original opened one pub/sub connection per websocket, so Redis ``maxclients`` capped the site. Here a worker
 subscribes once per channel (reference-counted: SUBSCRIBE on first interest, UNSUBSCRIBE on last), reads in its
 own greenlet, and hands each message to the local listeners of its channel (``Listener.deliver``), which only
-queue it: the write happens once the hub has read everything Redis sent so far (``ws4redis.connection``), so a
+queue it: the write happens once the hub has read everything Redis sent so far
+(``ws4redis.runtime.gevent.connection``), so a
 burst goes out in one write per socket and a slow client never stalls the hub.
 
 On a Redis failure the hub reconnects with jittered backoff (itself: redis-py never reconnects its link), resubscribes
@@ -19,7 +20,7 @@ import os
 import socket
 import time
 from collections.abc import Callable, Iterable
-from typing import Any, Protocol
+from typing import Any
 
 import gevent
 import gevent.event
@@ -35,37 +36,15 @@ from ws4redis.broker.redis_store import new_client
 from ws4redis.broker.revocation import control_channel
 from ws4redis.core import wire
 from ws4redis.core.delivery import Delivery
-from ws4redis.exceptions import Ws4RedisError
 from ws4redis.runtime.dispatch import HubDispatch, reconnect_delay
-from ws4redis.runtime.subscriptions import Subscriptions
+from ws4redis.runtime.subscriptions import HubUnavailable, Listener, Subscriptions
 
 __all__ = ["Delivery", "Hub", "HubUnavailable", "Listener", "get_hub", "is_text"]
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("ws4redis.hub")  # its name before the move: logging configurations keep it
 
 _PING_INTERVAL = 10.0  # seconds between keep-alive PINGs on the pub/sub link; silence for 3x this means a dead link
 _SUBSCRIBE_CHUNK = 500  # channels per SUBSCRIBE command when resubscribing after a reconnect
-
-
-class HubUnavailable(Ws4RedisError):
-    """Redis did not confirm a subscription in time; the websocket request is answered with 503."""
-
-
-class Listener(Protocol):
-    """What the hub needs of a websocket connection."""
-
-    def deliver(self, delivery: Delivery) -> None:
-        """Queue ``delivery`` for the connection to write; must not block or switch greenlets."""
-
-    def hub_reconnected(self) -> None:
-        """The pub/sub link was re-established and Redis confirmed every channel on it; messages published while it
-        was down were not received, those published from now on are."""
-
-    def revoke(self) -> None:
-        """The user or session of this connection was logged out, deleted or deactivated."""
-
-    def shutdown(self, reconnect_in_ms: int) -> None:
-        """The server is going away: close with 1001 and suggest reconnecting after ``reconnect_in_ms``."""
 
 
 is_text = wire.is_text  # where the connection loop and views have always imported it from
@@ -270,7 +249,8 @@ class Hub:
                     self._confirm(message["channel"].decode())
 
     def _receive(self, pubsub: Any) -> Any:
-        """The next reply on the pub/sub link, waiting as long as it takes (``ws4redis.threaded`` reads elsewhere)."""
+        """The next reply on the pub/sub link, waiting as long as it takes (``ws4redis.servers.threaded`` reads
+        elsewhere)."""
         return pubsub.parse_response(block=True)
 
     def _confirm(self, channel: str) -> None:
@@ -316,7 +296,7 @@ class Hub:
 
 
 _hub: tuple[int, Hub] | None = None
-#: Set by ``ws4redis.threaded`` in a process served by Django's threaded server: each thread then gets a link to
+#: Set by ``ws4redis.servers.threaded`` in a process served by Django's threaded server: each thread then gets a link to
 #: the hub of that process, which runs in a thread of its own.
 provider: Callable[[], Hub] | None = None
 

@@ -31,7 +31,7 @@ class Transport(Protocol):
     @property
     def last_text(self) -> bool:
         """Whether the message ``receive_nowait`` returned last came as text (valid UTF-8) rather than binary: the frame
-        type a client chose travels with its publish (``ws4redis.wire``)."""
+        type a client chose travels with its publish (``ws4redis.core.wire``)."""
 
     @property
     def pending(self) -> bool:
@@ -46,7 +46,8 @@ class Transport(Protocol):
         """Send one message as a text or binary frame; raises ``ConnectionClosed`` when the peer left."""
 
     def send_raw(self, frames: bytes) -> None:
-        """Write frames already encoded by ``ws4redis.framing`` (server frames, no extensions) in one write, after
+        """Write frames already encoded by ``ws4redis.runtime.gevent.framing`` (server frames, no extensions) in one
+        write, after
         anything ``send_nowait`` left; the connection loop batches a whole queue through it."""
 
     def send_nowait(self, frames: bytes) -> bool:

@@ -20,13 +20,15 @@ Reads never block: the connection loop waits for readability itself, then calls 
 
 Once accepted, the transport works on its own duplicate of the socket's descriptor: the server (gevent's pywsgi, or
 uWSGI) closes its own descriptor when the request returns, and the websocket lives on. That is what lets an idle
-connection give its greenlet back (``ws4redis.connection``): an idle websocket is a few objects and a watcher, not a
+connection give its greenlet back (``ws4redis.runtime.gevent.connection``): an idle websocket is a few objects and a
+watcher, not a
 parked request.
 
 An idle websocket is most of what a busy server holds, so this object is kept small (bench/, tracemalloc): slotted;
 the descriptor itself rather than a gevent socket (whose two watchers are never used here: the connection watches
 readability, and a full socket buffer is waited for with ``gevent.socket.wait_write``); every frame we send encoded
-by one shared, stateless wsproto encoder (``ws4redis.framing``); and wsproto's parser for the peer's frames made
+by one shared, stateless wsproto encoder (``ws4redis.runtime.gevent.framing``); and wsproto's parser for the peer's
+frames made
 when bytes arrive and let go again once it holds nothing (a complete message or control frame, an empty buffer).
 """
 
@@ -55,10 +57,10 @@ from ws4redis.runtime.gevent.framing import close_frame, encode_frame, ping_fram
 
 __all__ = ["UPGRADED_KEY", "TransportOptions", "WsprotoTransport", "close_now", "options_from_settings"]
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("ws4redis.transports.wsproto")  # its name before the move: logging configurations keep it
 
 #: Set in the WSGI environ once the 101 response went out: the server must then write nothing more on the socket
-#: (``ws4redis.server`` reads the same key).
+#: (``ws4redis.servers.gevent_server`` reads the same key).
 UPGRADED_KEY = "ws4redis.upgraded"
 
 _READ_SIZE = 65536
@@ -167,7 +169,7 @@ class WsprotoTransport:
 
     # -- Transport ---------------------------------------------------------------------------------------------
     def accept(self, subprotocol: str | None) -> None:
-        """Write the 101 response. The request itself was validated by ``ws4redis.auth.check_upgrade``."""
+        """Write the 101 response. The request itself was validated by ``ws4redis.integration.auth.check_upgrade``."""
         accept = generate_accept_token(self._key.encode("ascii")).decode("ascii")
         lines = [
             "HTTP/1.1 101 Switching Protocols",
@@ -234,7 +236,7 @@ class WsprotoTransport:
         self.send_raw(encode_frame(data, text=text))
 
     def send_raw(self, frames: bytes) -> None:
-        """Frames already encoded by ``ws4redis.framing``: a whole queue in one write."""
+        """Frames already encoded by ``ws4redis.runtime.gevent.framing``: a whole queue in one write."""
         if self._closed is not None:
             raise self._closed
         if self._state is not _OPEN:

@@ -1,7 +1,10 @@
-"""The ASGI side of the handshake: an ASGI scope becomes the WSGI environ that ``ws4redis.auth`` already judges.
+"""The ASGI side of the handshake: an ASGI scope becomes the WSGI environ that ``ws4redis.integration.auth`` already
+judges.
 
-Every decision stays in ``ws4redis.auth`` (upgrade checks, Origin, the project's ``MIDDLEWARE`` on a Django request,
-the channel policy, ``WS4REDIS_ALLOWED_CHANNELS``) and ``ws4redis.hooks`` (the connect hook), so a websocket is
+Every decision stays in ``ws4redis.integration.auth`` (upgrade checks, Origin, the project's ``MIDDLEWARE`` on a Django
+request,
+the channel policy, ``WS4REDIS_ALLOWED_CHANNELS``) and ``ws4redis.integration.hooks`` (the connect hook), so a
+websocket is
 accepted or refused for the same reasons, with the same statuses, under uWSGI and under any ASGI server. Those steps
 are synchronous (sessions and users come from the database, middleware may be sync), so they run in Django's sync
 thread through asgiref, as Django's own ASGI handler runs sync middleware: the event loop never blocks on them. The
@@ -94,7 +97,8 @@ def _handshake_sync(scope: Mapping[str, Any]) -> Any:
 
 
 async def run_handshake(scope: Mapping[str, Any]) -> Any:
-    """``ws4redis.auth.handshake`` in Django's sync thread, then the connect hook, for an ASGI websocket scope.
+    """``ws4redis.integration.auth.handshake`` in Django's sync thread, then the connect hook, for an ASGI websocket
+    scope.
 
     Returns the ``Handshake``; raises ``HandshakeRefused`` with the status to answer.
     """

@@ -15,7 +15,7 @@ from typing import Any
 
 __all__ = ["serve_lifespan"]
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("ws4redis.asgi.lifespan")  # its name before the move: logging configurations keep it
 
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]

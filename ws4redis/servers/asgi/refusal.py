@@ -16,7 +16,7 @@ from ws4redis import metrics
 
 __all__ = ["DENIAL_EXTENSION", "answer_http", "deny"]
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("ws4redis.asgi.refusal")  # its name before the move: logging configurations keep it
 
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
@@ -51,7 +51,7 @@ async def deny(
 
 
 async def answer_http(send: Send, status: int, detail: str, headers: list[tuple[str, str]] | None = None) -> None:
-    """An ordinary HTTP response with a one-line body, as ``ws4redis.application.refuse`` writes it on WSGI (the
+    """An ordinary HTTP response with a one-line body, as ``ws4redis.servers.application.refuse`` writes it on WSGI (the
     server writes the reason phrase)."""
     body = (detail + "\n").encode()
     await send({"type": "http.response.start", "status": status, "headers": _response_headers(body, headers or [])})

@@ -1,7 +1,8 @@
-"""``get_asgi_application()``: one ASGI application for Django and ws4redis, as ``ws4redis.wsgi.application`` is for
+"""``get_asgi_application()``: one ASGI application for Django and ws4redis, as ``ws4redis.servers.wsgi.application``
+is for
 WSGI.
 
-Websocket scopes, plain HTTP under ``WEBSOCKET_URL`` (400) and the lifespan go to ``ws4redis.asgi.application``;
+Websocket scopes, plain HTTP under ``WEBSOCKET_URL`` (400) and the lifespan go to ``ws4redis.servers.asgi.application``;
 every other HTTP request goes to Django's own ASGI handler, unchanged (a websocket view's path too, so its decorator
 answers plain HTTP as on WSGI).
 """

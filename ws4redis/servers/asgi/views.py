@@ -1,8 +1,8 @@
-"""Websocket views (``ws4redis.decorators``) under ASGI: the sync view runs in a thread of its own.
+"""Websocket views (``ws4redis.integration.decorators``) under ASGI: the sync view runs in a thread of its own.
 
 A websocket view is ordinary blocking Django code that lives as long as its socket (``for message in ws: ...``), so
 it gets a thread for its whole life (as under Django's threaded server), never Django's one sync thread nor the
-small default pool. The view sees the same ``request.websocket`` API as on WSGI (``ws4redis.views_runtime``):
+small default pool. The view sees the same ``request.websocket`` API as on WSGI (``ws4redis.servers.websocket_views``):
 ``accept``, ``receive`` (with a timeout), iteration, ``send``, ``send_bytes``, ``send_json``, ``close``,
 ``subscribe``, ``publish``. Every call crosses to the event loop, which alone touches the ASGI connection, the hub and
 the socket's ``Session`` (its queue, the slow-consumer policy, the v2 notices and close codes, as everywhere).
@@ -31,7 +31,7 @@ from ws4redis.integration.view_socket import ViewSocket
 
 __all__ = ["ThreadWebSocket", "serve_view"]
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("ws4redis.asgi.views")  # its name before the move: logging configurations keep it
 
 T = TypeVar("T")
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]

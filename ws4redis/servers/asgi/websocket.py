@@ -1,11 +1,13 @@
-"""``ws4redis.asgi.application``: the websocket-only ASGI application (a websocket process of a split deployment).
+"""``ws4redis.servers.asgi.application``: the websocket-only ASGI application (a websocket process of a split
+deployment).
 
-- a websocket under ``WEBSOCKET_URL``: the handshake of ``ws4redis.auth`` (in Django's sync thread), then the asyncio
-  driver (``ws4redis.runtime.asyncio_driver``) until the socket ends; a refusal is an HTTP status (``refusal.deny``);
+- a websocket under ``WEBSOCKET_URL``: the handshake of ``ws4redis.integration.auth`` (in Django's sync thread), then
+  the asyncio
+  driver (``ws4redis.runtime.asyncio.driver``) until the socket ends; a refusal is an HTTP status (``refusal.deny``);
   a path the urlconf routes to a websocket view runs that view in a thread of its own (``views``);
 - a plain HTTP request under ``WEBSOCKET_URL``: 400, whose body says the client must upgrade, as on WSGI (a websocket
   view's path goes to Django, whose view answers it);
-- anything else: 404 (``ws4redis.asgi.get_asgi_application()`` sends it to Django instead);
+- anything else: 404 (``ws4redis.servers.asgi.get_asgi_application()`` sends it to Django instead);
 - lifespan: load and check the project at startup, close the hub at shutdown.
 
 Nothing happens at import: the project is set up (``django.setup()``) at the lifespan's startup or the first request.
@@ -24,7 +26,7 @@ from ws4redis.servers.asgi.refusal import answer_http, deny
 
 __all__ = ["WebsocketApplication", "under_websocket_url"]
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("ws4redis.asgi.websocket")  # its name before the move: logging configurations keep it
 
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
@@ -37,7 +39,7 @@ def under_websocket_url(scope: Mapping[str, Any]) -> bool:
 
 
 def websocket_view(scope: Mapping[str, Any]) -> Any:
-    """The urlconf match of a websocket view (``ws4redis.decorators``) for this path, else ``None``."""
+    """The urlconf match of a websocket view (``ws4redis.integration.decorators``) for this path, else ``None``."""
     from django.urls import Resolver404, resolve
 
     from ws4redis.integration.decorators import websocket_mode
@@ -142,4 +144,4 @@ class WebsocketApplication:
             return
         from ws4redis.runtime.asyncio.driver import serve
 
-        await serve(accepted, scope, receive, send)
+        await serve(accepted, scope, receive, send, deny)

@@ -1,0 +1,14 @@
+"""``ws4redis.decorators`` is now ``ws4redis.integration.decorators``;
+this path stays an alias of that module (the very same module object)."""
+
+from __future__ import annotations
+
+import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ws4redis.integration.decorators import *  # noqa: F403
+else:
+    from ws4redis.integration import decorators as _moved
+
+    sys.modules[__name__] = _moved

@@ -1,0 +1,14 @@
+"""``ws4redis.transports.wsproto`` is now ``ws4redis.runtime.gevent.wsproto_transport``;
+this path stays an alias of that module (the very same module object)."""
+
+from __future__ import annotations
+
+import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ws4redis.runtime.gevent.wsproto_transport import *  # noqa: F403
+else:
+    from ws4redis.runtime.gevent import wsproto_transport as _moved
+
+    sys.modules[__name__] = _moved
