@@ -9,6 +9,8 @@ turn per interval, and an empty wheel keeps no timer running.
 from __future__ import annotations
 
 import selectors
+import socket
+import struct
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -54,6 +56,38 @@ def test_sockets_opened_together_are_pinged_spread_over_the_interval(spread_serv
     assert len(first_ping) == len(socks)
     spread = max(first_ping.values()) - min(first_ping.values())
     assert spread > opened + 0.4, (spread, opened)  # dealt over the one-second interval, not the connect burst
+
+
+def _read_close_code(sock: socket.socket) -> int | None:
+    """Read until the server's close frame (unmasked, so its code is at bytes 2-3 of the frame) or the end."""
+    data = b""
+    sock.settimeout(10)
+    while chunk := sock.recv(4096):
+        data += chunk
+        i = 0
+        while i + 2 <= len(data):
+            opcode, length = data[i] & 0x0F, data[i + 1] & 0x7F
+            if opcode == 8 and i + 4 <= len(data):
+                return int(struct.unpack("!H", data[i + 2:i + 4])[0])
+            i += 2 + length
+    return None
+
+
+def test_pongs_taken_without_a_greenlet_still_spend_the_control_allowance(spread_server: GeventServer) -> None:
+    """A parked socket's pongs are read by the event loop itself (no greenlet): unsolicited ones, one per read, are
+    still counted, and past ``WS4REDIS_CONTROL_BURST`` the socket is closed with 1008."""
+    sock = raw_upgrade(spread_server.port, "/ws/pongs?subscribe-broadcast")
+    pong = bytes([0x8A, 0x84]) + b"\0\0\0\0" + b"pong"  # masked with a zero key
+    try:
+        for _ in range(120):  # one frame per write: each is its own read on a parked socket
+            try:
+                sock.sendall(pong)
+            except OSError:
+                break
+            time.sleep(0.002)
+        assert _read_close_code(sock) == 1008
+    finally:
+        sock.close()
 
 
 class _Member:

@@ -353,8 +353,11 @@ class Connection:
             self._request = None
 
     def _on_readable(self) -> None:
-        # Not "busy" by itself: a pong (or a peer's close) is served by a greenlet that parks again at once; only a
-        # message from the client (``_drain_socket``) keeps the greenlet until the next quiet periodic turn.
+        # A parked socket's pong is taken right here, by the loop: no greenlet, no parser (``take_nowait``).
+        # Whatever else came is the greenlet's, which is not "busy" for it: only a message from the client
+        # (``_drain_socket``) keeps the greenlet until the next quiet periodic turn.
+        if self._greenlet is None and not self._ended and self.transport.take_nowait():
+            return
         self._readable = True
         self._kick()
 

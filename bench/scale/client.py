@@ -48,21 +48,24 @@ class State:
         self.last: dict[int, int] = {}
         self.dupes = 0
         self.foreign = 0
-        self.last_seq: dict[int, int] = {}
+        self.last_seq = array("i", [-1]) * (MAX_SOCKETS + 1)  # per socket of this client (index g - first)
 
-    def on_msg(self, g: int, payload: bytes) -> None:
+    def on_msg(self, i: int, payload: bytes) -> None:
         now = time.monotonic_ns()
-        parts = payload.split(b"|", 3)
+        parts = payload.split(b"|", 2)
         if len(parts) < 3 or parts[0] != b"scale":
             self.foreign += 1
             return
         seq = int(parts[1])
-        if self.last_seq.get(g, -1) >= seq:
+        if self.last_seq[i] >= seq:
             self.dupes += 1
             return
-        self.last_seq[g] = seq
-        self.count[seq] = self.count.get(seq, 0) + 1
-        if seq not in self.first:
+        self.last_seq[i] = seq
+        count = self.count
+        if seq in count:
+            count[seq] += 1
+        else:
+            count[seq] = 1
             self.first[seq] = now
         self.last[seq] = now
 
@@ -90,15 +93,15 @@ async def main() -> None:
     TEXT, BINARY, CLOSE = WSMsgType.TEXT, WSMsgType.BINARY, WSMsgType.CLOSE
 
     class Listener(WSListener):
-        __slots__ = ("g",)
+        __slots__ = ("i",)
 
-        def __init__(self, g: int) -> None:
-            self.g = g
+        def __init__(self, i: int) -> None:
+            self.i = i  # this client's own index of the socket
 
         def on_ws_frame(self, transport, frame):  # type: ignore[no-untyped-def]
             t = frame.msg_type
             if t is TEXT or t is BINARY:
-                st.on_msg(self.g, frame.get_payload_as_bytes())
+                st.on_msg(self.i, frame.get_payload_as_bytes())
             elif t is CLOSE:
                 transport.send_close(frame.get_close_code())
                 transport.disconnect()
@@ -118,7 +121,7 @@ async def main() -> None:
             async with sem:
                 try:
                     tr, _ = await ws_connect(
-                        lambda: Listener(g), url, websocket_handshake_timeout=30, local_addr=(a.source, 0),
+                        lambda: Listener(g - first), url, websocket_handshake_timeout=30, local_addr=(a.source, 0),
                         extra_headers={"Cookie": f"sessionid={keys[g]}"})
                 except Exception as e:  # counted, never silent
                     k = f"{type(e).__name__}: {str(e)[:80]}"

@@ -107,12 +107,14 @@ class Run:
         self.deadline = self.t_start + a.max_seconds
         self.workdir = f"/tmp/ws4redis-scale-{os.getpid()}"
         os.makedirs(self.workdir, exist_ok=True)
-        self.summary: dict = {"kind": "summary", "server": a.server, "sockets": a.sockets, "servers": a.servers,
-                              "clients": a.clients, "hold_s": a.hold, "git": self._git(), "started": time.time()}
+        self.summary: dict = {"kind": "summary", "label": a.label, "server": a.server, "sockets": a.sockets, "servers": a.servers,
+                              "clients": a.clients, "hold_s": a.hold, "git": self._git(), "code_root": a.code_root,
+                              "started": time.time()}
 
     def _git(self) -> str:
         try:
-            return subprocess.check_output(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], text=True).strip()
+            return subprocess.check_output(["git", "-C", self.a.code_root, "rev-parse", "--short", "HEAD"],
+                                           text=True, stderr=subprocess.DEVNULL).strip()
         except Exception:
             return "?"
 
@@ -134,7 +136,7 @@ class Run:
         e = dict(os.environ)
         e.update(DJANGO_SETTINGS_MODULE="scaleproj.settings", BENCH_REDIS_PORT=str(self.a.redis_port),
                  SCALE_SESSIONS=self.a.sessions,
-                 SCALE_DB=f"{self.workdir}/users.sqlite3", PYTHONPATH=f"{ROOT}:{HERE}")
+                 SCALE_DB=f"{self.workdir}/users.sqlite3", PYTHONPATH=f"{self.a.code_root}:{HERE}")
         if self.a.ping_interval:
             e["SCALE_PING_INTERVAL"] = str(self.a.ping_interval)
         return e
@@ -495,6 +497,7 @@ def wait_port(port: int, timeout: float) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--server", choices=("uwsgi", "gevent"), default="uwsgi")
+    ap.add_argument("--label", default="", help="a name for this run in the results")
     ap.add_argument("--sockets", type=int, default=20000)
     ap.add_argument("--sessions", choices=("signed", "cache"), default="signed",
                     help="Django session engine: signed cookies, or the cache engine on Redis (scaleproj/settings.py)")
@@ -513,6 +516,8 @@ def main() -> None:
     ap.add_argument("--port", type=int, default=8400)
     ap.add_argument("--redis-port", type=int, default=6395)
     ap.add_argument("--python", default=sys.executable, help="the ws4redis venv (default: this Python)")
+    ap.add_argument("--code-root", default=ROOT,
+                    help="the ws4redis the servers import (default: this checkout; e.g. an export of an older commit)")
     ap.add_argument("--client-python", default="/tmp/bench-venvs/loadgen/bin/python")
     ap.add_argument("--max-seconds", type=float, default=1200)
     ap.add_argument("--max-rss-gb", type=float, default=12)

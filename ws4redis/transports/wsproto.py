@@ -471,6 +471,38 @@ class WsprotoTransport:
             return bool(self._backlog)
         return False
 
+    def take_nowait(self) -> bool:
+        """Read what a parked websocket's peer sent, from the event loop itself (the readability watcher), never
+        waiting and never writing. ``True``: it was all handled here, which is the common case of an idle socket, the
+        pong that answers our ping (one read, no parser, no greenlet). ``False``: the connection's greenlet must run
+        ``receive_nowait``, which finds what was read here in the parser (every other frame: wsproto decides, answers
+        and counts as always), or the end of the stream again."""
+        if self._parser is not None or self._messages or self._unparsed or self._state is not _OPEN:
+            return False
+        if self._closed is not None or self._deferred_close is not None or self._drain_deadline is not None:
+            return False
+        try:
+            data = os.read(self._fd, _READ_SIZE)
+        except BlockingIOError:
+            return True  # nothing after all
+        except OSError:
+            return False  # the greenlet's read meets the error again and ends the websocket
+        if not data:
+            return False  # end of stream: read again (and seen) by the greenlet
+        self._last_heard = time.monotonic()
+        # One complete masked pong (FIN, no RSV bits, opcode 10, a 7-bit length of at most 125) and nothing else.
+        if len(data) >= 6 and data[0] == 0x8A and data[1] & 0x80 and (data[1] & 0x7F) <= 125 and (
+            (data[1] & 0x7F) + 6 == len(data)
+        ) and self.allow_request():
+            self._ping_sent = None
+            return True
+        # Anything else (a message, a ping, a close, a pong past the control allowance): wsproto parses it in the
+        # greenlet; the allowance is not spent twice for a refused pong, since it was empty.
+        parser = self._parser = FrameProtocol(client=False, extensions=[])
+        parser.receive_bytes(data)
+        self._unparsed = True
+        return False
+
     def _check_liveness(self) -> None:
         now = time.monotonic()
         if self._drain_deadline is not None and now > self._drain_deadline:
