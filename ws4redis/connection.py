@@ -186,6 +186,7 @@ class Connection:
             return 0
         written = session.flush_queue()
         if self.transport.backlog:  # part of it is still unwritten: the greenlet waits for room and finishes it
+            self._busy = True  # a socket whose writes back up keeps its greenlet until a quiet periodic turn
             self._kick()
         return written
 

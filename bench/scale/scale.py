@@ -421,7 +421,19 @@ class Run:
             if delay > 0:
                 time.sleep(delay)
             publish(seq)
-        time.sleep(a.drain)
+        # Until every delivery arrived, or none arrived for --drain seconds (at most 120 s)
+        expected = n * (count + 1)
+        got, last_change, drain_end = -1, time.monotonic(), time.monotonic() + 120
+        while time.monotonic() < drain_end:
+            stats = self.all({"op": "stats"})
+            total = sum(sum(x["count"].values()) for x in stats)
+            if total >= expected:
+                break
+            if total != got:
+                got, last_change = total, time.monotonic()
+            elif time.monotonic() - last_change > a.drain:
+                break
+            time.sleep(1)
         s1 = self.snapshot()
         stats = self.all({"op": "stats"})
         per_seq = []
@@ -509,7 +521,7 @@ def main() -> None:
     ap.add_argument("--rate", type=float, default=10)
     ap.add_argument("--s7-seconds", type=float, default=60)
     ap.add_argument("--pad", type=int, default=64, help="payload padding (bytes)")
-    ap.add_argument("--drain", type=float, default=5, help="seconds to wait for the last deliveries")
+    ap.add_argument("--drain", type=float, default=5, help="S7 ends when no delivery arrived for this long")
     ap.add_argument("--concurrency", type=int, default=256, help="handshakes in flight per client")
     ap.add_argument("--gevent-cores", type=int, default=1000, help="uWSGI --gevent (requests in flight)")
     ap.add_argument("--ping-interval", type=float, default=0, help="WS4REDIS_PING_INTERVAL (0: the default)")
