@@ -24,7 +24,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping, MutableMapping
+import types
+from collections.abc import Awaitable, Callable, Generator, Iterator, Mapping, MutableMapping
 from typing import Any, TypeVar
 
 import redis
@@ -119,13 +120,95 @@ class _Wake:
             self._waiter = None
 
 
+class _Writer:
+    """Writes the queues of idle sockets from the event loop, without waking their tasks.
+
+    ``deliver`` runs in the hub's reader, one message at a time. A socket whose task is parked (waiting for a wake-up,
+    in no send and no round) registers here when its queue becomes non-empty, and one task per loop iteration then
+    writes each registered queue: a send to a writable transport does not suspend (uvicorn, hypercorn), so a fan-out
+    to N idle sockets is N sends in one task, not N task wake-ups, each with its timer (the wake-ups were most of a
+    fan-out's latency on uvicorn, bench/). A send that does suspend (the client stopped reading) is handed to the
+    socket's own task, which finishes it under its send timeout; the writer goes on with the others.
+    """
+
+    __slots__ = ("_loop", "_pending", "_tasks")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._pending: list[AsyncioConnection] = []
+        self._tasks: set[asyncio.Task[None]] = set()  # strong references: the loop keeps only weak ones
+
+    def add(self, connection: AsyncioConnection) -> None:
+        if not self._pending:
+            # A task, not a loop callback: a server's send may expect to run in one (asyncio.current_task()).
+            task = self._loop.create_task(self._write())
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        self._pending.append(connection)
+
+    async def _write(self) -> None:
+        pending, self._pending = self._pending, []
+        written = 0
+        for connection in pending:
+            try:
+                written += connection.write_nowait()
+            except Exception:  # one broken connection must not stop the writes to the others
+                logger.exception("ws4redis: writing to a websocket failed")
+        if written:
+            metrics.DELIVERED.inc(written)  # once per round of writes, not per socket
+
+
+_writers: dict[asyncio.AbstractEventLoop, _Writer] = {}
+
+
+def _writer(loop: asyncio.AbstractEventLoop) -> _Writer:
+    """The writer of ``loop`` (one per event loop; a closed loop's is dropped with the next new one)."""
+    writer = _writers.get(loop)
+    if writer is None:
+        for old in [old for old in _writers if old.is_closed()]:
+            del _writers[old]
+        writer = _writers[loop] = _Writer(loop)
+    return writer
+
+
+@types.coroutine
+def _finish(step: Iterator[Any], waiting: Any) -> Generator[Any, Any, None]:
+    """Await the rest of a send that ``_Writer`` began and the server suspended (``waiting``: what it yielded):
+    the socket's task drives it on from there, a cancellation included."""
+    while True:
+        try:
+            yield waiting
+        except BaseException as exc:
+            try:
+                waiting = step.throw(exc)  # type: ignore[attr-defined]
+            except StopIteration:
+                return
+            continue
+        try:
+            waiting = next(step)
+        except StopIteration:
+            return
+
+
+def _asgi_send(delivery: Delivery, session: Session, key: str) -> dict[str, Any]:
+    """The ``websocket.send`` message of ``delivery`` for ``session``'s wire protocol (``key``: its cache key): the
+    payload is made and decoded once per delivery and protocol (an immutable str or bytes in ``Delivery.cache``),
+    only the dict once per send (uvicorn does not keep it, but a dict is not shared between sockets)."""
+    cached: tuple[str, Any] | None = delivery.cache.get(key)
+    if cached is None:
+        message = asgi_frame(*session.frame(delivery))
+        cached = delivery.cache[key] = ("text", message["text"]) if "text" in message else ("bytes", message["bytes"])
+    return {"type": "websocket.send", cached[0]: cached[1]}
+
+
 class AsyncioConnection:
     """One websocket on asyncio: the hub's listener and the owner of its session."""
 
     __slots__ = (
-        "_abort", "_allowance", "_attached", "_deferred", "_due", "_grants", "_handshake", "_identity", "_inbox",
-        "_loop", "_online", "_presence", "_quota", "_receive", "_request", "_room", "_send", "_send_since", "_sending",
-        "_subscription", "_task", "_wake", "_wake_at", "hub", "session",
+        "_abort", "_allowance", "_asgi_key", "_attached", "_deferred", "_due", "_grants", "_handoff", "_handshake",
+        "_identity", "_inbox", "_loop", "_online", "_presence", "_quota", "_receive", "_request", "_room", "_send",
+        "_send_since", "_sending", "_subscription", "_task", "_wake", "_wake_at", "_working", "_writer", "hub",
+        "session",
     )
 
     def __init__(self, handshake: Any, receive: Receive, send: Send, hub: Any) -> None:
@@ -147,7 +230,13 @@ class AsyncioConnection:
             label=handshake.label, expires_at=handshake.session_expiry, message_hook=hooks.message is not None,
         )
         self._identity = handshake.identity
+        self._asgi_key = "asgi:" + self.session.protocol.wire_key
         self._wake = _Wake()
+        # False only while the task is parked waiting for a wake-up: then _Writer writes the queue, not the task.
+        self._working = True
+        self._writer = _writer(self._loop)
+        # What _Writer left to the task: a send the server suspended (with the frames after it), or how one failed.
+        self._handoff: tuple[Iterator[Any], Any, list[Delivery]] | BaseException | None = None
         self._inbox: list[MutableMapping[str, Any]] = []  # a list: at most MESSAGES_PER_ROUND; an empty deque is 760 B
         self._room: asyncio.Event | None = None  # made when the inbox is full: the reader waits on it
         self._attached = False
@@ -176,7 +265,10 @@ class AsyncioConnection:
     def deliver(self, delivery: Delivery) -> None:
         result = self.session.deliver(delivery)
         if result == FIRST:
-            self._wake.set()
+            if self._working:
+                self._wake.set()
+            else:  # the task is parked: the queue is written without waking it (_Writer)
+                self._writer.add(self)
         elif result == WAKE:
             self._wake.set()
             if self._send_since is not None:  # blocked on a client that stopped reading: it is closed already
@@ -193,6 +285,59 @@ class AsyncioConnection:
     def shutdown(self, reconnect_in_ms: int) -> None:
         if self.session.shutdown(reconnect_in_ms):
             self._wake.set()
+
+    def write_nowait(self) -> int:
+        """Write the queue from ``_Writer``, outside the socket's task; returns how many messages went out. Left to
+        the task, which is woken: a queue the session must act on or filter first (``Session.writable_nowait``:
+        actions, a resume hold, history), the rest of a send the server suspended, a send that failed."""
+        session = self.session
+        if self._working or self._handoff is not None or self._abort is not None or not session.queue:
+            return 0
+        if not session.writable_nowait():
+            self._wake.set()
+            return 0
+        batch = session.drain()
+        send, key = self._send, self._asgi_key
+        for done, delivery in enumerate(batch):
+            try:
+                step = send(_asgi_send(delivery, session, key)).__await__()
+                waiting = next(step)
+            except StopIteration:
+                continue  # sent without waiting: the usual case
+            except Exception as exc:  # the socket's task ends the socket, as if its own send had failed
+                self._handoff = exc
+                self._wake.set()
+                return done
+            self._handoff = (step, waiting, batch[done + 1:])
+            self._began_send()
+            self._wake.set()
+            return done
+        return len(batch)
+
+    async def _take_over(self) -> None:
+        """Carry on from ``write_nowait``: finish the send it began (under the send timeout) and the frames after
+        it, or end the socket as that send's failure says."""
+        handoff, self._handoff = self._handoff, None
+        if isinstance(handoff, BaseException):
+            for message in self._inbox:  # the client's own close says more than the failed send
+                if message["type"] == "websocket.disconnect":
+                    self._client(message)
+            if isinstance(handoff, (OSError, RuntimeError)):
+                raise _Ended(1006, "")
+            raise handoff
+        if handoff is None:
+            return
+        step, waiting, rest = handoff
+        try:
+            await _finish(step, waiting)
+        except (OSError, RuntimeError):
+            raise _Ended(1006, "") from None
+        finally:
+            self._send_since = None
+        session, key = self.session, self._asgi_key
+        for delivery in rest:
+            await self._send_message(_asgi_send(delivery, session, key))
+        metrics.DELIVERED.inc(1 + len(rest))
 
     # -- before the upgrade --------------------------------------------------------------------------------------
     async def open(self) -> None:
@@ -316,6 +461,8 @@ class AsyncioConnection:
         while True:
             await self._wait()
             self._wake.clear()
+            if self._handoff is not None:
+                await self._take_over()
             now = time.monotonic()
             for _ in range(MESSAGES_PER_ROUND):
                 if not self._inbox:
@@ -345,9 +492,11 @@ class AsyncioConnection:
         if self._wake.is_set():
             return
         timer = self._loop.call_later(max(0.0, deadline - now), self._wake.set)
+        self._working = False
         try:
             await self._wake.wait()
         finally:
+            self._working = True
             timer.cancel()
         if self._wake_at is not None and time.monotonic() >= self._wake_at:
             self._wake_at = None
@@ -380,21 +529,28 @@ class AsyncioConnection:
         if session.busy or session.state is not State.OPEN:
             return
         batch = session.drain()
+        key = self._asgi_key
         for delivery in batch:
-            await self._frame(*session.frame(delivery))
+            await self._send_message(_asgi_send(delivery, session, key))
         if batch:
             metrics.DELIVERED.inc(len(batch))
 
     async def _frame(self, data: bytes, text: bool) -> None:
+        await self._send_message(asgi_frame(data, text))
+
+    def _began_send(self) -> None:
+        self._send_since = self._loop.time()
+        if self._sending is None:
+            self._sending = self._loop.call_later(_SEND_TIMEOUT, self._check_send)
+
+    async def _send_message(self, message: dict[str, Any]) -> None:
         # One timer per socket, not one per frame (a call_later and its cancel per frame were the largest part of
         # ws4redis' own cost in a fan-out, bench/): it is armed by the first send and re-armed from the start of the
         # send in progress when it fires, so a send that waits _SEND_TIMEOUT on a client that stopped reading (or a
         # session that gives up on it: slow consumer) cancels the socket's task out of the send (``_cancel``).
-        self._send_since = self._loop.time()
-        if self._sending is None:
-            self._sending = self._loop.call_later(_SEND_TIMEOUT, self._check_send)
+        self._began_send()
         try:
-            await self._send(asgi_frame(data, text))
+            await self._send(message)
         except (OSError, RuntimeError):  # the server says the client is gone
             raise _Ended(1006, "") from None
         finally:
@@ -618,6 +774,11 @@ class AsyncioConnection:
         if self._sending is not None:  # the send-timeout check would keep this connection alive for up to 30 s
             self._sending.cancel()
             self._sending = None
+        handoff, self._handoff = self._handoff, None
+        if isinstance(handoff, tuple):  # a send _Writer began and the task never finished (cancelled: slow consumer)
+            close = getattr(handoff[0], "close", None)
+            if close is not None:
+                close()
         if self._attached:
             self._attached = False
             self.hub.detach(self, session.listen, identity=self._identity)
