@@ -128,8 +128,12 @@ start_server() {
   case "$target" in
     ws4redis-asgi-uvicorn)
       # The same uvicorn flags as channels-*-uvicorn; ws4redis' own lifespan sets Django and the hub up at startup.
+      # PROFILE=file: the server runs under cProfile (bench/profile_uvicorn.py), written to file.SCENARIO when it
+      # stops; the figures of such a run are the profiled server's, not comparable with the others.
+      local uvicorn=("$W4R_BIN/uvicorn")
+      [ -n "${PROFILE:-}" ] && uvicorn=("$W4R_PY" "$HERE/profile_uvicorn.py" "$PROFILE.$scen")
       ( cd "$HERE/apps/ws4redis_bench" && DJANGO_SETTINGS_MODULE=benchproj.settings \
-          PYTHONPATH="$ROOT:$HERE/apps/ws4redis_bench" exec "$W4R_BIN/uvicorn" \
+          PYTHONPATH="$ROOT:$HERE/apps/ws4redis_bench" exec "${uvicorn[@]}" \
           benchproj.asgi:application --host 127.0.0.1 --port "$PORT" --loop uvloop --http httptools \
           --ws "$UVICORN_WS" --no-access-log --log-level warning --backlog 2048 ) >"$log" 2>&1 &
       SERVER_PID=$!
