@@ -38,7 +38,7 @@ from ws4redis.core.config import MESSAGES_PER_ROUND
 from ws4redis.core.protocol import protocol_for
 from ws4redis.limits import TokenBucket
 
-__all__ = ["AsyncioConnection", "asgi_frame", "close_hub", "hub", "send_close", "serve"]
+__all__ = ["AsyncioConnection", "asgi_frame", "close_hub", "hub", "open_connection", "send_close", "serve"]
 
 logger = logging.getLogger(__name__)
 
@@ -111,13 +111,20 @@ class _Wake:
         return self._set
 
     async def wait(self) -> None:
+        waiter = self.waiter()
+        if waiter is not None:
+            try:
+                await waiter
+            finally:
+                self._waiter = None
+
+    def waiter(self) -> asyncio.Future[None] | None:
+        """The future to await until ``set`` (``None`` if set already): awaited in the waiter's own frame, so that
+        a parked socket holds no frame of ``wait`` (bench/, S2). Its owner sets ``_waiter`` back to ``None``."""
         if self._set:
-            return
-        self._waiter = asyncio.get_running_loop().create_future()
-        try:
-            await self._waiter
-        finally:
-            self._waiter = None
+            return None
+        waiter = self._waiter = asyncio.get_running_loop().create_future()
+        return waiter
 
 
 class _Writer:
@@ -190,6 +197,17 @@ def _finish(step: Iterator[Any], waiting: Any) -> Generator[Any, Any, None]:
             return
 
 
+_ASGI_KEYS: dict[str, str] = {}
+
+
+def _asgi_key(wire_key: str) -> str:
+    """The ``Delivery.cache`` key of a protocol's ASGI payload: one shared string per protocol, not one per socket."""
+    key = _ASGI_KEYS.get(wire_key)
+    if key is None:
+        key = _ASGI_KEYS[wire_key] = "asgi:" + wire_key
+    return key
+
+
 def _asgi_send(delivery: Delivery, session: Session, key: str) -> dict[str, Any]:
     """The ``websocket.send`` message of ``delivery`` for ``session``'s wire protocol (``key``: its cache key): the
     payload is made and decoded once per delivery and protocol (an immutable str or bytes in ``Delivery.cache``),
@@ -207,8 +225,8 @@ class AsyncioConnection:
     __slots__ = (
         "_abort", "_allowance", "_asgi_key", "_attached", "_deferred", "_due", "_grants", "_handoff", "_handshake",
         "_identity", "_inbox", "_loop", "_online", "_presence", "_quota", "_receive", "_request", "_room", "_send",
-        "_send_since", "_sending", "_subscription", "_task", "_wake", "_wake_at", "_working", "_writer", "hub",
-        "session",
+        "_send_since", "_sending", "_subscription", "_task", "_timer", "_wake", "_wake_at", "_working", "_writer",
+        "hub", "session",
     )
 
     def __init__(self, handshake: Any, receive: Receive, send: Send, hub: Any) -> None:
@@ -230,7 +248,7 @@ class AsyncioConnection:
             label=handshake.label, expires_at=handshake.session_expiry, message_hook=hooks.message is not None,
         )
         self._identity = handshake.identity
-        self._asgi_key = "asgi:" + self.session.protocol.wire_key
+        self._asgi_key = _asgi_key(self.session.protocol.wire_key)
         self._wake = _Wake()
         # False only while the task is parked waiting for a wake-up: then _Writer writes the queue, not the task.
         self._working = True
@@ -251,7 +269,8 @@ class AsyncioConnection:
         self._send_since: float | None = None  # loop time the current send began; None: not in a send
         self._abort: _Ended | None = None  # why the socket's task was cancelled by this connection itself
         self._due = 0.0  # the next periodic wake-up (monotonic)
-        self._grants: dict[str, tuple[Any, set[str]]] = {}  # run-time facilities with a disconnect hook
+        self._timer: asyncio.TimerHandle | None = None  # the wake-up timer of a parked task
+        self._grants: dict[str, tuple[Any, set[str]]] | None = None  # run-time facilities with a disconnect hook
         from ws4redis.presence import tracker_for
         from ws4redis.presence_dispatch import send_now
         from ws4redis.presence_signals import online_tracker
@@ -404,7 +423,7 @@ class AsyncioConnection:
             session.kept(kept)
             self._opened()
             handshake = sub = None  # this frame lives as long as the socket: hold nothing only the opening needed
-            kept = []
+            del kept, deferred
             await self._carry_out()
             await self._serve()
         except _Ended as ended:
@@ -458,9 +477,15 @@ class AsyncioConnection:
     async def _serve(self) -> None:
         session = self.session
         self._due = time.monotonic() + self._interval()
+        wake = self._wake
         while True:
-            await self._wait()
-            self._wake.clear()
+            waiter = self._park()
+            if waiter is not None:  # inline, not a coroutine of its own: one frame less per parked socket
+                try:
+                    await waiter
+                finally:
+                    self._unpark()
+            wake.clear()
             if self._handoff is not None:
                 await self._take_over()
             now = time.monotonic()
@@ -483,20 +508,24 @@ class AsyncioConnection:
                 self._wake.set()  # input left: the next round, after the loop served the others
                 await asyncio.sleep(0)
 
-    async def _wait(self) -> None:
-        """Until a wake-up (a message, a delivery, a close) or the next timer: one timer handle, no extra task."""
+    def _park(self) -> asyncio.Future[None] | None:
+        """Wait for a wake-up (a message, a delivery, a close) or the next timer: the future to await, ``None`` if a
+        wake-up is due already. One timer handle, no extra task; while parked, ``_Writer`` writes the queue."""
         now = time.monotonic()
         if self._wake_at is not None and now >= self._wake_at:
             self._wake_at = None
         deadline = self._due if self._wake_at is None else min(self._due, self._wake_at)
-        if self._wake.is_set():
-            return
-        timer = self._loop.call_later(max(0.0, deadline - now), self._wake.set)
-        self._working = False
-        try:
-            await self._wake.wait()
-        finally:
-            self._working = True
+        waiter = self._wake.waiter()
+        if waiter is not None:
+            self._timer = self._loop.call_later(max(0.0, deadline - now), self._wake.set)
+            self._working = False
+        return waiter
+
+    def _unpark(self) -> None:
+        self._working = True
+        self._wake._waiter = None
+        timer, self._timer = self._timer, None
+        if timer is not None:
             timer.cancel()
         if self._wake_at is not None and time.monotonic() >= self._wake_at:
             self._wake_at = None
@@ -707,6 +736,8 @@ class AsyncioConnection:
             return
         facility = grant.subscription.facility
         if grant.hooks.disconnect is not None and new and facility != self._subscription.facility:
+            if self._grants is None:
+                self._grants = {}
             self._grants.setdefault(facility, (grant, set()))[1].update(new)
         session.subscribed(change, grant.audiences, new)
 
@@ -724,11 +755,11 @@ class AsyncioConnection:
         gone = set(dropped) & set(session.listen)
         if gone:
             self.hub.detach(self, gone)  # no await: the hub orders it behind earlier commands
-            entry = self._grants.get(change.facility)
+            entry = self._grants.get(change.facility) if self._grants is not None else None
             if entry is not None:
                 entry[1].difference_update(gone)
                 if not entry[1]:
-                    del self._grants[change.facility]
+                    del self._grants[change.facility]  # type: ignore[union-attr]
                     await _in_thread(entry[0].hooks.run_disconnect, entry[0].request, entry[0].subscription)
         session.unsubscribed(change, gone)
 
@@ -800,7 +831,7 @@ class AsyncioConnection:
         hooks = _hooks(self._subscription)
         if hooks.disconnect is not None:
             await _in_thread(hooks.run_disconnect, self._request, self._subscription)
-        grants, self._grants = self._grants, {}
+        grants, self._grants = self._grants or {}, None
         for grant, _channels in grants.values():
             await _in_thread(grant.hooks.run_disconnect, grant.request, grant.subscription)
 
@@ -863,8 +894,12 @@ def _publish(channels: list[str], data: bytes, text: bool, expire: int) -> None:
     pipe.execute()
 
 
-async def serve(handshake: Any, scope: Mapping[str, Any], receive: Receive, send: Send) -> None:
-    """Serve one accepted handshake: subscribe (confirmed) before the upgrade, then run the socket."""
+async def open_connection(handshake: Any, scope: Mapping[str, Any], receive: Receive, send: Send) -> Any:
+    """Subscribe (confirmed) before the upgrade: the ``AsyncioConnection`` to ``run``, or ``None`` once refused.
+
+    The caller lets go of ``handshake`` before it runs the connection: a frame that holds it for the socket's life
+    keeps the Django request and its WSGI environ (~2 KB per idle socket, bench/), which the connection itself drops
+    once the socket is open."""
     from ws4redis.asgi.refusal import deny
     from ws4redis.exceptions import HandshakeRefused
 
@@ -873,9 +908,18 @@ async def serve(handshake: Any, scope: Mapping[str, Any], receive: Receive, send
         await connection.open()
     except HandshakeRefused as refusal:
         await deny(scope, send, refusal.status, refusal.detail, refusal.headers)
-        return
+        return None
     except (_hub_unavailable(), redis.RedisError, OSError) as exc:  # the quota's Redis too: come back later
         logger.error("ws4redis: %s", exc)
         await deny(scope, send, 503, "message broker unavailable", [("Retry-After", "5")])
-        return
-    await connection.run()
+        return None
+    return connection
+
+
+async def serve(handshake: Any, scope: Mapping[str, Any], receive: Receive, send: Send) -> None:
+    """Serve one accepted handshake: ``open_connection``, then run the socket (a caller that keeps its own reference
+    to ``handshake`` while this runs keeps the request alive: see there)."""
+    connection = await open_connection(handshake, scope, receive, send)
+    del handshake
+    if connection is not None:
+        await connection.run()
