@@ -136,14 +136,28 @@ class _Writer:
     to N idle sockets is N sends in one task, not N task wake-ups, each with its timer (the wake-ups were most of a
     fan-out's latency on uvicorn, bench/). A send that does suspend (the client stopped reading) is handed to the
     socket's own task, which finishes it under its send timeout; the writer goes on with the others.
+
+    A server whose sends never complete without suspending (granian: each is a future of its Rust runtime) would
+    only add a step to every send: once the first ``_PROBE`` sends begun here all suspended, ``off`` is set and the
+    sockets of this loop wake their own tasks again.
     """
 
-    __slots__ = ("_loop", "_pending", "_tasks")
+    __slots__ = ("_loop", "_pending", "_tasks", "off", "sent", "suspended")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
         self._pending: list[AsyncioConnection] = []
         self._tasks: set[asyncio.Task[None]] = set()  # strong references: the loop keeps only weak ones
+        self.off = False
+        self.sent = 0  # sends begun here that completed without suspending
+        self.suspended = 0  # sends begun here that the server suspended
+
+    def suspends(self) -> None:
+        """A send begun here suspended: if none ever completed at once, this server's sends always suspend."""
+        self.suspended += 1
+        if not self.sent and self.suspended >= _PROBE and not self.off:
+            self.off = True
+            logger.info("ws4redis: this ASGI server's sends always suspend; sockets are written by their own tasks")
 
     def add(self, connection: AsyncioConnection) -> None:
         if not self._pending:
@@ -165,6 +179,7 @@ class _Writer:
             metrics.DELIVERED.inc(written)  # once per round of writes, not per socket
 
 
+_PROBE = 64  # sends that must all suspend before _Writer gives up on a server
 _writers: dict[asyncio.AbstractEventLoop, _Writer] = {}
 
 
@@ -284,7 +299,7 @@ class AsyncioConnection:
     def deliver(self, delivery: Delivery) -> None:
         result = self.session.deliver(delivery)
         if result == FIRST:
-            if self._working:
+            if self._working or self._writer.off:
                 self._wake.set()
             else:  # the task is parked: the queue is written without waking it (_Writer)
                 self._writer.add(self)
@@ -316,18 +331,20 @@ class AsyncioConnection:
             self._wake.set()
             return 0
         batch = session.drain()
-        send, key = self._send, self._asgi_key
+        send, key, writer = self._send, self._asgi_key, self._writer
         for done, delivery in enumerate(batch):
             try:
                 step = send(_asgi_send(delivery, session, key)).__await__()
                 waiting = next(step)
             except StopIteration:
+                writer.sent += 1
                 continue  # sent without waiting: the usual case
             except Exception as exc:  # the socket's task ends the socket, as if its own send had failed
                 self._handoff = exc
                 self._wake.set()
                 return done
             self._handoff = (step, waiting, batch[done + 1:])
+            writer.suspends()
             self._began_send()
             self._wake.set()
             return done
