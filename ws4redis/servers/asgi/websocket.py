@@ -102,8 +102,8 @@ class WebsocketApplication:
         if is_websocket_view(scope):
             await self._django_app()(scope, receive, send)  # the view's decorator answers plain HTTP
             return
-        from ws4redis.exceptions import HandshakeRefused
         from ws4redis.integration.auth import check_upgrade
+        from ws4redis.exceptions import HandshakeRefused
 
         try:
             check_upgrade(environ_of(scope))
@@ -140,6 +140,11 @@ class WebsocketApplication:
         except HandshakeRefused as refusal:
             await deny(scope, send, refusal.status, refusal.detail, refusal.headers)
             return
-        from ws4redis.runtime.asyncio.driver import serve
+        from ws4redis.runtime.asyncio.driver import open_connection
 
-        await serve(accepted, scope, receive, send)
+        connection = await open_connection(accepted, scope, receive, send)
+        # This frame lives as long as the socket: the handshake (its Django request and WSGI environ) is the
+        # connection's to keep or let go once the socket is open, and the connect message is done with.
+        del accepted, message
+        if connection is not None:
+            await connection.run()
