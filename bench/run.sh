@@ -23,6 +23,8 @@
 #                               flags of channels-*-uvicorn (--loop uvloop --http httptools --ws websockets-sansio)
 #   bare-asgi-uvicorn           bench/apps/bare_asgi/bare_asgi_app.py on the same uvicorn and flags: no Redis, no
 #                               Django (S1, S2, S4); THE ceiling of ws4redis-asgi-uvicorn
+#   ws4redis-asgi-granian       the two above on $W4R_BIN/granian (--interface asgi --workers 1 --loop uvloop):
+#   bare-asgi-granian           another ASGI server's idle socket and fan-out, side by side
 # Anchors need the venvs of bench/setup_anchors.sh (under $VENVS, default /tmp/bench-venvs); a missing venv skips them.
 # Scenarios: S1 fan-out (1,000 sockets, 200 msgs at 50/s), S2 idle (5,000 sockets, hold 5 s), S3 targeted (1,000 user
 # channels, 1 msg each), S4 burst (100 sockets, 5,000 msgs as fast as possible). S2 for ws4redis uses authenticated
@@ -104,6 +106,8 @@ supports() {
   case "$1" in
     bare-asgi-uvicorn) case "$2" in S3|S2u) return 1;; esac; [ -x "$W4R_BIN/uvicorn" ] ;;
     ws4redis-asgi-uvicorn) [ -x "$W4R_BIN/uvicorn" ] ;;
+    bare-asgi-granian) case "$2" in S3|S2u) return 1;; esac; [ -x "$W4R_BIN/granian" ] ;;
+    ws4redis-asgi-granian) [ -x "$W4R_BIN/granian" ] ;;
     bare-*) case "$2" in S3|S2u) return 1;; esac; [ -x "$W4R_BIN/uwsgi" ] ;;
     ws4redis-*) [ -x "$W4R_BIN/uwsgi" ] ;;
     dwr06-*) [ "$2" != S2u ] && [ -x "$VENVS/ws4redis/bin/uwsgi" ] ;;
@@ -128,12 +132,31 @@ start_server() {
   case "$target" in
     ws4redis-asgi-uvicorn)
       # The same uvicorn flags as channels-*-uvicorn; ws4redis' own lifespan sets Django and the hub up at startup.
+      # PROFILE=file: the server runs under cProfile (bench/profile_uvicorn.py), written to file.SCENARIO when it
+      # stops; the figures of such a run are the profiled server's, not comparable with the others.
+      local uvicorn=("$W4R_BIN/uvicorn")
+      [ -n "${PROFILE:-}" ] && uvicorn=("$W4R_PY" "$HERE/profile_uvicorn.py" "$PROFILE.$scen")
       ( cd "$HERE/apps/ws4redis_bench" && DJANGO_SETTINGS_MODULE=benchproj.settings \
-          PYTHONPATH="$ROOT:$HERE/apps/ws4redis_bench" exec "$W4R_BIN/uvicorn" \
+          PYTHONPATH="$ROOT:$HERE/apps/ws4redis_bench" exec "${uvicorn[@]}" \
           benchproj.asgi:application --host 127.0.0.1 --port "$PORT" --loop uvloop --http httptools \
           --ws "$UVICORN_WS" --no-access-log --log-level warning --backlog 2048 ) >"$log" 2>&1 &
       SERVER_PID=$!
       ws4redis_urls
+      ;;
+    ws4redis-asgi-granian|bare-asgi-granian)
+      # granian (Rust HTTP and websockets; one worker process under its supervisor: RSS counts both), uvloop.
+      local app="benchproj.asgi:application" dir="$HERE/apps/ws4redis_bench"
+      [ "$target" = bare-asgi-granian ] && app="bare_asgi_app:application" dir="$HERE/apps/bare_asgi"
+      ( cd "$dir" && DJANGO_SETTINGS_MODULE=benchproj.settings BARE_CONTROL_PORT="$BARE_CONTROL_PORT" \
+          PYTHONPATH="$ROOT:$dir" exec "$W4R_BIN/granian" --interface asgi --host 127.0.0.1 --port "$PORT" \
+          --workers 1 --loop uvloop --log-level warning --backlog 2048 "$app" ) >"$log" 2>&1 &
+      SERVER_PID=$!
+      if [ "$target" = bare-asgi-granian ]; then
+        URL_BCAST="ws://127.0.0.1:$PORT/ws/bench"; URL_USER=""; URL_IDLE="$URL_BCAST"
+        PUB="env BARE_CONTROL_PORT=$BARE_CONTROL_PORT BARE_WORKERS=1 $W4R_PY $HERE/publisher.py --backend bare"
+      else
+        ws4redis_urls
+      fi
       ;;
     bare-asgi-uvicorn)
       ( cd "$HERE/apps/bare_asgi" && BARE_CONTROL_PORT="$BARE_CONTROL_PORT" exec "$W4R_BIN/uvicorn" \

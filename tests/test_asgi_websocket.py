@@ -338,3 +338,48 @@ def test_online_and_offline_signals_fire_in_the_asgi_process(
         wait_until(lambda: kinds(redis_server, "room-asgi") == online)
         ws.close()
         wait_until(lambda: kinds(redis_server, "room-asgi") == [*online, ("user_offline", "room-asgi", "alice")])
+
+
+def test_an_open_socket_holds_no_django_request(redis_server: Any) -> None:
+    """Once a legacy socket without hooks is open, nothing holds its handshake's Django request and WSGI environ
+    any more (they were most of ws4redis' share of an idle socket, bench/ S2): neither the connection nor the frames
+    of the ASGI call it runs in. In this process, to see its objects: a real uvicorn on the test's own loop, a real
+    websocket client, a message through Redis to know the socket is served."""
+    import asyncio
+    import gc
+    import socket
+
+    import uvicorn
+    from django.http import HttpRequest
+    from websockets.asyncio.client import connect as ws_connect
+
+    from ws4redis.asgi import application
+
+    def requests() -> list[HttpRequest]:
+        gc.collect()
+        # type(), not isinstance(): the latter would set up the lazy objects among them (staticfiles storage)
+        return [o for o in gc.get_objects() if issubclass(type(o), HttpRequest) and "/ws/heldrequest" in o.path]
+
+    async def main() -> None:
+        listener = socket.socket()
+        listener.bind(("127.0.0.1", 0))
+        port = listener.getsockname()[1]
+        server = uvicorn.Server(uvicorn.Config(application, lifespan="on", log_level="warning",
+                                               ws="websockets-sansio"))
+        serving = asyncio.create_task(server.serve(sockets=[listener]))
+        try:
+            while not server.started:  # uvicorn has no event to await for this
+                await asyncio.sleep(0.01)
+            url = f"ws://127.0.0.1:{port}/ws/heldrequest?subscribe-broadcast"
+            async with ws_connect(url, compression=None) as ws:
+                await asyncio.to_thread(
+                    RedisPublisher(facility="heldrequest", broadcast=True).publish_message, "served"
+                )
+                assert await asyncio.wait_for(ws.recv(), 10) == "served"
+                assert requests() == []
+        finally:
+            server.should_exit = True
+            await serving
+            listener.close()
+
+    asyncio.run(main())

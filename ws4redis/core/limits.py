@@ -13,7 +13,7 @@ __all__ = ["SLOW_CONSUMER_POLICIES", "TokenBucket"]
 SLOW_CONSUMER_POLICIES = ("close", "drop-oldest")
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(slots=True)
 class TokenBucket:
     """``rate`` tokens per second, at most ``burst`` saved up; ``take(now)`` spends one if there is one.
 
@@ -34,3 +34,8 @@ class TokenBucket:
             self.tokens -= 1.0
             return True
         return False
+
+    def full(self, now: float) -> bool:
+        """Whether ``take`` would find the bucket full at ``now``: a new bucket is then the same (it starts full),
+        so the owner may let this one go."""
+        return self.tokens < 0 or self.tokens + (now - self.stamp) * self.rate >= self.burst

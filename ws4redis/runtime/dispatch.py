@@ -52,7 +52,7 @@ class HubDispatch:
         logger: logging.Logger,
         *,
         listeners: Mapping[str, set[Any]],
-        by_identity: Mapping[tuple[str, str], set[Any]],
+        by_identity: Mapping[tuple[str, str], Any],
         control_channel: str,
         heartbeat: str | None,
         delivery: Callable[[str, bytes, bool, str | None, bool], _Fanned],
@@ -148,7 +148,11 @@ class HubDispatch:
         for key in ("user", "session"):
             name = message.get(key)
             if name:
-                targets |= self._by_identity.get((key, str(name)), set())
+                holders = self._by_identity.get((key, str(name)))
+                if isinstance(holders, set):
+                    targets |= holders
+                elif holders is not None:  # the one listener of this user or session (Subscriptions.by_identity)
+                    targets.add(holders)
         if targets:
             self._logger.info("ws4redis hub: revoking %d websocket(s)", len(targets))
         for listener in targets:

@@ -20,6 +20,9 @@ import os
 from typing import Any
 
 CONTROL_PORT = int(os.environ.get("BARE_CONTROL_PORT", "8190"))
+# BARE_ASGI_IDLE=1: accept, then only await the disconnect (no queue, no second task): the server's own idle
+# websocket, the floor of S2 on this server (such a socket receives nothing: S2 only).
+IDLE_ONLY = os.environ.get("BARE_ASGI_IDLE") == "1"
 
 _queues: set[asyncio.Queue[str | None]] = set()
 _control: list[asyncio.AbstractServer] = []
@@ -77,6 +80,10 @@ async def application(scope: dict[str, Any], receive: Any, send: Any) -> None:
     if message["type"] != "websocket.connect":
         return
     await send({"type": "websocket.accept"})
+    if IDLE_ONLY:
+        while (await receive())["type"] != "websocket.disconnect":
+            pass
+        return
     queue: asyncio.Queue[str | None] = asyncio.Queue()
     _queues.add(queue)
     reader = asyncio.ensure_future(_pump(receive, queue))

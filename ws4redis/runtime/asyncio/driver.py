@@ -26,7 +26,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping, MutableMapping
+import types
+from collections.abc import Awaitable, Callable, Generator, Iterator, Mapping, MutableMapping
 from typing import Any, TypeVar
 
 import redis
@@ -42,7 +43,7 @@ from ws4redis.core.protocol import protocol_for
 from ws4redis.runtime.asyncio import redis_client as aioredis
 from ws4redis.runtime.subscriptions import HubUnavailable
 
-__all__ = ["AsyncioConnection", "asgi_frame", "close_hub", "hub", "send_close", "serve"]
+__all__ = ["AsyncioConnection", "asgi_frame", "close_hub", "hub", "open_connection", "send_close", "serve"]
 
 # its name before the move: logging configurations keep it
 logger = logging.getLogger("ws4redis.runtime.asyncio_driver")
@@ -113,22 +114,137 @@ class _Wake:
         return self._set
 
     async def wait(self) -> None:
+        waiter = self.waiter()
+        if waiter is not None:
+            try:
+                await waiter
+            finally:
+                self._waiter = None
+
+    def waiter(self) -> asyncio.Future[None] | None:
+        """The future to await until ``set`` (``None`` if set already): awaited in the waiter's own frame, so that
+        a parked socket holds no frame of ``wait`` (bench/, S2). Its owner sets ``_waiter`` back to ``None``."""
         if self._set:
-            return
-        self._waiter = asyncio.get_running_loop().create_future()
+            return None
+        waiter = self._waiter = asyncio.get_running_loop().create_future()
+        return waiter
+
+
+class _Writer:
+    """Writes the queues of idle sockets from the event loop, without waking their tasks.
+
+    ``deliver`` runs in the hub's reader, one message at a time. A socket whose task is parked (waiting for a wake-up,
+    in no send and no round) registers here when its queue becomes non-empty, and one task per loop iteration then
+    writes each registered queue: a send to a writable transport does not suspend (uvicorn, hypercorn), so a fan-out
+    to N idle sockets is N sends in one task, not N task wake-ups, each with its timer (the wake-ups were most of a
+    fan-out's latency on uvicorn, bench/). A send that does suspend (the client stopped reading) is handed to the
+    socket's own task, which finishes it under its send timeout; the writer goes on with the others.
+
+    A server whose sends never complete without suspending (granian: each is a future of its Rust runtime) would
+    only add a step to every send: once the first ``_PROBE`` sends begun here all suspended, ``off`` is set and the
+    sockets of this loop wake their own tasks again.
+    """
+
+    __slots__ = ("_loop", "_pending", "_tasks", "off", "sent", "suspended")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._pending: list[AsyncioConnection] = []
+        self._tasks: set[asyncio.Task[None]] = set()  # strong references: the loop keeps only weak ones
+        self.off = False
+        self.sent = 0  # sends begun here that completed without suspending
+        self.suspended = 0  # sends begun here that the server suspended
+
+    def suspends(self) -> None:
+        """A send begun here suspended: if none ever completed at once, this server's sends always suspend."""
+        self.suspended += 1
+        if not self.sent and self.suspended >= _PROBE and not self.off:
+            self.off = True
+            logger.info("ws4redis: this ASGI server's sends always suspend; sockets are written by their own tasks")
+
+    def add(self, connection: AsyncioConnection) -> None:
+        if not self._pending:
+            # A task, not a loop callback: a server's send may expect to run in one (asyncio.current_task()).
+            task = self._loop.create_task(self._write())
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        self._pending.append(connection)
+
+    async def _write(self) -> None:
+        pending, self._pending = self._pending, []
+        written = 0
+        for connection in pending:
+            try:
+                written += connection.write_nowait()
+            except Exception:  # one broken connection must not stop the writes to the others
+                logger.exception("ws4redis: writing to a websocket failed")
+        if written:
+            metrics.DELIVERED.inc(written)  # once per round of writes, not per socket
+
+
+_PROBE = 64  # sends that must all suspend before _Writer gives up on a server
+_writers: dict[asyncio.AbstractEventLoop, _Writer] = {}
+
+
+def _writer(loop: asyncio.AbstractEventLoop) -> _Writer:
+    """The writer of ``loop`` (one per event loop; a closed loop's is dropped with the next new one)."""
+    writer = _writers.get(loop)
+    if writer is None:
+        for old in [old for old in _writers if old.is_closed()]:
+            del _writers[old]
+        writer = _writers[loop] = _Writer(loop)
+    return writer
+
+
+@types.coroutine
+def _finish(step: Iterator[Any], waiting: Any) -> Generator[Any, Any, None]:
+    """Await the rest of a send that ``_Writer`` began and the server suspended (``waiting``: what it yielded):
+    the socket's task drives it on from there, a cancellation included."""
+    while True:
         try:
-            await self._waiter
-        finally:
-            self._waiter = None
+            yield waiting
+        except BaseException as exc:
+            try:
+                waiting = step.throw(exc)  # type: ignore[attr-defined]
+            except StopIteration:
+                return
+            continue
+        try:
+            waiting = next(step)
+        except StopIteration:
+            return
+
+
+_ASGI_KEYS: dict[str, str] = {}
+
+
+def _asgi_key(wire_key: str) -> str:
+    """The ``Delivery.cache`` key of a protocol's ASGI payload: one shared string per protocol, not one per socket."""
+    key = _ASGI_KEYS.get(wire_key)
+    if key is None:
+        key = _ASGI_KEYS[wire_key] = "asgi:" + wire_key
+    return key
+
+
+def _asgi_send(delivery: Delivery, session: Session, key: str) -> dict[str, Any]:
+    """The ``websocket.send`` message of ``delivery`` for ``session``'s wire protocol (``key``: its cache key): the
+    payload is made and decoded once per delivery and protocol (an immutable str or bytes in ``Delivery.cache``),
+    only the dict once per send (uvicorn does not keep it, but a dict is not shared between sockets)."""
+    cached: tuple[str, Any] | None = delivery.cache.get(key)
+    if cached is None:
+        message = asgi_frame(*session.frame(delivery))
+        cached = delivery.cache[key] = ("text", message["text"]) if "text" in message else ("bytes", message["bytes"])
+    return {"type": "websocket.send", cached[0]: cached[1]}
 
 
 class AsyncioConnection:
     """One websocket on asyncio: the hub's listener and the owner of its session."""
 
     __slots__ = (
-        "_abort", "_allowance", "_attached", "_deferred", "_due", "_grants", "_handshake", "_identity", "_inbox",
-        "_loop", "_online", "_presence", "_quota", "_receive", "_request", "_room", "_send", "_send_since", "_sending",
-        "_subscription", "_task", "_wake", "_wake_at", "hub", "session",
+        "_abort", "_allowance", "_asgi_key", "_attached", "_deferred", "_due", "_grants", "_handoff", "_handshake",
+        "_identity", "_inbox", "_loop", "_online", "_presence", "_quota", "_receive", "_request", "_room", "_send",
+        "_send_since", "_sending", "_subscription", "_task", "_timer", "_wake", "_wake_at", "_working", "_writer",
+        "hub", "session",
     )
 
     def __init__(self, handshake: Any, receive: Receive, send: Send, hub: Any) -> None:
@@ -150,7 +266,13 @@ class AsyncioConnection:
             label=handshake.label, expires_at=handshake.session_expiry, message_hook=hooks.message is not None,
         )
         self._identity = handshake.identity
+        self._asgi_key = _asgi_key(self.session.protocol.wire_key)
         self._wake = _Wake()
+        # False only while the task is parked waiting for a wake-up: then _Writer writes the queue, not the task.
+        self._working = True
+        self._writer = _writer(self._loop)
+        # What _Writer left to the task: a send the server suspended (with the frames after it), or how one failed.
+        self._handoff: tuple[Iterator[Any], Any, list[Delivery]] | BaseException | None = None
         self._inbox: list[MutableMapping[str, Any]] = []  # a list: at most MESSAGES_PER_ROUND; an empty deque is 760 B
         self._room: asyncio.Event | None = None  # made when the inbox is full: the reader waits on it
         self._attached = False
@@ -165,7 +287,8 @@ class AsyncioConnection:
         self._send_since: float | None = None  # loop time the current send began; None: not in a send
         self._abort: _Ended | None = None  # why the socket's task was cancelled by this connection itself
         self._due = 0.0  # the next periodic wake-up (monotonic)
-        self._grants: dict[str, tuple[Any, set[str]]] = {}  # run-time facilities with a disconnect hook
+        self._timer: asyncio.TimerHandle | None = None  # the wake-up timer of a parked task
+        self._grants: dict[str, tuple[Any, set[str]]] | None = None  # run-time facilities with a disconnect hook
         from ws4redis.broker.presence import tracker_for
         from ws4redis.broker.presence_dispatch import send_now
         from ws4redis.broker.presence_signals import online_tracker
@@ -179,7 +302,10 @@ class AsyncioConnection:
     def deliver(self, delivery: Delivery) -> None:
         result = self.session.deliver(delivery)
         if result == FIRST:
-            self._wake.set()
+            if self._working or self._writer.off:
+                self._wake.set()
+            else:  # the task is parked: the queue is written without waking it (_Writer)
+                self._writer.add(self)
         elif result == WAKE:
             self._wake.set()
             if self._send_since is not None:  # blocked on a client that stopped reading: it is closed already
@@ -196,6 +322,61 @@ class AsyncioConnection:
     def shutdown(self, reconnect_in_ms: int) -> None:
         if self.session.shutdown(reconnect_in_ms):
             self._wake.set()
+
+    def write_nowait(self) -> int:
+        """Write the queue from ``_Writer``, outside the socket's task; returns how many messages went out. Left to
+        the task, which is woken: a queue the session must act on or filter first (``Session.writable_nowait``:
+        actions, a resume hold, history), the rest of a send the server suspended, a send that failed."""
+        session = self.session
+        if self._working or self._handoff is not None or self._abort is not None or not session.queue:
+            return 0
+        if not session.writable_nowait():
+            self._wake.set()
+            return 0
+        batch = session.drain()
+        send, key, writer = self._send, self._asgi_key, self._writer
+        for done, delivery in enumerate(batch):
+            try:
+                step = send(_asgi_send(delivery, session, key)).__await__()
+                waiting = next(step)
+            except StopIteration:
+                writer.sent += 1
+                continue  # sent without waiting: the usual case
+            except Exception as exc:  # the socket's task ends the socket, as if its own send had failed
+                self._handoff = exc
+                self._wake.set()
+                return done
+            self._handoff = (step, waiting, batch[done + 1:])
+            writer.suspends()
+            self._began_send()
+            self._wake.set()
+            return done
+        return len(batch)
+
+    async def _take_over(self) -> None:
+        """Carry on from ``write_nowait``: finish the send it began (under the send timeout) and the frames after
+        it, or end the socket as that send's failure says."""
+        handoff, self._handoff = self._handoff, None
+        if isinstance(handoff, BaseException):
+            for message in self._inbox:  # the client's own close says more than the failed send
+                if message["type"] == "websocket.disconnect":
+                    self._client(message)
+            if isinstance(handoff, (OSError, RuntimeError)):
+                raise _Ended(1006, "")
+            raise handoff
+        if handoff is None:
+            return
+        step, waiting, rest = handoff
+        try:
+            await _finish(step, waiting)
+        except (OSError, RuntimeError):
+            raise _Ended(1006, "") from None
+        finally:
+            self._send_since = None
+        session, key = self.session, self._asgi_key
+        for delivery in rest:
+            await self._send_message(_asgi_send(delivery, session, key))
+        metrics.DELIVERED.inc(1 + len(rest))
 
     # -- before the upgrade --------------------------------------------------------------------------------------
     async def open(self) -> None:
@@ -262,7 +443,7 @@ class AsyncioConnection:
             session.kept(kept)
             self._opened()
             handshake = sub = None  # this frame lives as long as the socket: hold nothing only the opening needed
-            kept = []
+            del kept, deferred
             await self._carry_out()
             await self._serve()
         except _Ended as ended:
@@ -316,9 +497,17 @@ class AsyncioConnection:
     async def _serve(self) -> None:
         session = self.session
         self._due = time.monotonic() + self._interval()
+        wake = self._wake
         while True:
-            await self._wait()
-            self._wake.clear()
+            waiter = self._park()
+            if waiter is not None:  # inline, not a coroutine of its own: one frame less per parked socket
+                try:
+                    await waiter
+                finally:
+                    self._unpark()
+            wake.clear()
+            if self._handoff is not None:
+                await self._take_over()
             now = time.monotonic()
             for _ in range(MESSAGES_PER_ROUND):
                 if not self._inbox:
@@ -339,18 +528,24 @@ class AsyncioConnection:
                 self._wake.set()  # input left: the next round, after the loop served the others
                 await asyncio.sleep(0)
 
-    async def _wait(self) -> None:
-        """Until a wake-up (a message, a delivery, a close) or the next timer: one timer handle, no extra task."""
+    def _park(self) -> asyncio.Future[None] | None:
+        """Wait for a wake-up (a message, a delivery, a close) or the next timer: the future to await, ``None`` if a
+        wake-up is due already. One timer handle, no extra task; while parked, ``_Writer`` writes the queue."""
         now = time.monotonic()
         if self._wake_at is not None and now >= self._wake_at:
             self._wake_at = None
         deadline = self._due if self._wake_at is None else min(self._due, self._wake_at)
-        if self._wake.is_set():
-            return
-        timer = self._loop.call_later(max(0.0, deadline - now), self._wake.set)
-        try:
-            await self._wake.wait()
-        finally:
+        waiter = self._wake.waiter()
+        if waiter is not None:
+            self._timer = self._loop.call_later(max(0.0, deadline - now), self._wake.set)
+            self._working = False
+        return waiter
+
+    def _unpark(self) -> None:
+        self._working = True
+        self._wake._waiter = None
+        timer, self._timer = self._timer, None
+        if timer is not None:
             timer.cancel()
         if self._wake_at is not None and time.monotonic() >= self._wake_at:
             self._wake_at = None
@@ -383,21 +578,28 @@ class AsyncioConnection:
         if session.busy or session.state is not State.OPEN:
             return
         batch = session.drain()
+        key = self._asgi_key
         for delivery in batch:
-            await self._frame(*session.frame(delivery))
+            await self._send_message(_asgi_send(delivery, session, key))
         if batch:
             metrics.DELIVERED.inc(len(batch))
 
     async def _frame(self, data: bytes, text: bool) -> None:
+        await self._send_message(asgi_frame(data, text))
+
+    def _began_send(self) -> None:
+        self._send_since = self._loop.time()
+        if self._sending is None:
+            self._sending = self._loop.call_later(_SEND_TIMEOUT, self._check_send)
+
+    async def _send_message(self, message: dict[str, Any]) -> None:
         # One timer per socket, not one per frame (a call_later and its cancel per frame were the largest part of
         # ws4redis' own cost in a fan-out, bench/): it is armed by the first send and re-armed from the start of the
         # send in progress when it fires, so a send that waits _SEND_TIMEOUT on a client that stopped reading (or a
         # session that gives up on it: slow consumer) cancels the socket's task out of the send (``_cancel``).
-        self._send_since = self._loop.time()
-        if self._sending is None:
-            self._sending = self._loop.call_later(_SEND_TIMEOUT, self._check_send)
+        self._began_send()
         try:
-            await self._send(asgi_frame(data, text))
+            await self._send(message)
         except (OSError, RuntimeError):  # the server says the client is gone
             raise _Ended(1006, "") from None
         finally:
@@ -548,6 +750,8 @@ class AsyncioConnection:
             return
         facility = grant.subscription.facility
         if grant.hooks.disconnect is not None and new and facility != self._subscription.facility:
+            if self._grants is None:
+                self._grants = {}
             self._grants.setdefault(facility, (grant, set()))[1].update(new)
         session.subscribed(change, grant.audiences, new)
 
@@ -565,11 +769,11 @@ class AsyncioConnection:
         gone = set(dropped) & set(session.listen)
         if gone:
             self.hub.detach(self, gone)  # no await: the hub orders it behind earlier commands
-            entry = self._grants.get(change.facility)
+            entry = self._grants.get(change.facility) if self._grants is not None else None
             if entry is not None:
                 entry[1].difference_update(gone)
                 if not entry[1]:
-                    del self._grants[change.facility]
+                    del self._grants[change.facility]  # type: ignore[union-attr]
                     await _in_thread(entry[0].hooks.run_disconnect, entry[0].request, entry[0].subscription)
         session.unsubscribed(change, gone)
 
@@ -613,6 +817,11 @@ class AsyncioConnection:
         if self._sending is not None:  # the send-timeout check would keep this connection alive for up to 30 s
             self._sending.cancel()
             self._sending = None
+        handoff, self._handoff = self._handoff, None
+        if isinstance(handoff, tuple):  # a send _Writer began and the task never finished (cancelled: slow consumer)
+            close = getattr(handoff[0], "close", None)
+            if close is not None:
+                close()
         if self._attached:
             self._attached = False
             self.hub.detach(self, session.listen, identity=self._identity)
@@ -636,7 +845,7 @@ class AsyncioConnection:
         hooks = _hooks(self._subscription)
         if hooks.disconnect is not None:
             await _in_thread(hooks.run_disconnect, self._request, self._subscription)
-        grants, self._grants = self._grants, {}
+        grants, self._grants = self._grants or {}, None
         for grant, _channels in grants.values():
             await _in_thread(grant.hooks.run_disconnect, grant.request, grant.subscription)
 
@@ -707,9 +916,15 @@ async def _signals(online: Any, won: list[Any]) -> None:
         await _in_thread(online.emit, won)
 
 
-async def serve(handshake: Any, scope: Mapping[str, Any], receive: Receive, send: Send, deny: Deny) -> None:
-    """Serve one accepted handshake: subscribe (confirmed) before the upgrade, then run the socket. ``deny`` answers
-    a refusal before the upgrade the server's way (``ws4redis.servers.asgi.refusal.deny``)."""
+async def open_connection(
+    handshake: Any, scope: Mapping[str, Any], receive: Receive, send: Send, deny: Deny
+) -> AsyncioConnection | None:
+    """Subscribe (confirmed) before the upgrade: the ``AsyncioConnection`` to ``run``, or ``None`` once refused
+    (``deny`` answers the refusal the server's way: ``ws4redis.servers.asgi.refusal.deny``).
+
+    The caller lets go of ``handshake`` before it runs the connection: a frame that holds it for the socket's life
+    keeps the Django request and its WSGI environ (~2 KB per idle socket, bench/), which the connection itself drops
+    once the socket is open."""
     from ws4redis.exceptions import HandshakeRefused
 
     connection = AsyncioConnection(handshake, receive, send, hub())
@@ -717,9 +932,18 @@ async def serve(handshake: Any, scope: Mapping[str, Any], receive: Receive, send
         await connection.open()
     except HandshakeRefused as refusal:
         await deny(scope, send, refusal.status, refusal.detail, refusal.headers)
-        return
+        return None
     except (HubUnavailable, redis.RedisError, OSError) as exc:  # the quota's Redis too: come back later
         logger.error("ws4redis: %s", exc)
         await deny(scope, send, 503, "message broker unavailable", [("Retry-After", "5")])
-        return
-    await connection.run()
+        return None
+    return connection
+
+
+async def serve(handshake: Any, scope: Mapping[str, Any], receive: Receive, send: Send, deny: Deny) -> None:
+    """Serve one accepted handshake: ``open_connection``, then run the socket (a caller that keeps its own reference
+    to ``handshake`` while this runs keeps the request alive: see there)."""
+    connection = await open_connection(handshake, scope, receive, send, deny)
+    del handshake
+    if connection is not None:
+        await connection.run()

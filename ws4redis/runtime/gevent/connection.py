@@ -46,6 +46,7 @@ from ws4redis.integration.auth import Handshake
 from ws4redis.integration.hooks import HookFailed, hooks_for
 from ws4redis.runtime.gevent.framing import encode_frame
 from ws4redis.runtime.gevent.hub import Delivery, Hub
+from ws4redis.runtime.gevent.idle import IdleWheel, wheel_for
 from ws4redis.runtime.gevent.transport import Transport
 
 if TYPE_CHECKING:
@@ -111,8 +112,8 @@ class Connection:
 
     __slots__ = (
         "_attached", "_busy", "_due", "_ended", "_greenlet", "_handshake", "_hold_timer", "_hooks", "_identity",
-        "_interval", "_kicked", "_online", "_presence", "_quota", "_readable", "_request", "_runtime", "_subscription",
-        "_timer", "_waiter", "_watcher", "_working", "hub", "session", "transport",
+        "_interval", "_kicked", "_online", "_presence", "_quota", "_readable", "_request", "_runtime", "_slot",
+        "_subscription", "_waiter", "_watcher", "_wheel", "_working", "hub", "session", "transport",
     )
 
     def __init__(self, transport: Transport, handshake: Handshake, hub: Hub) -> None:
@@ -136,10 +137,11 @@ class Connection:
         self._waiter: gevent.event.Event | None = None  # what a busy greenlet waits on; parked ones have none
         # The greenlet serving this connection, or None while parked. The request's greenlet serves it first.
         self._greenlet: Any = gevent.getcurrent()
-        self._busy = False  # something happened since the last periodic wake-up
+        self._busy = False  # the client or the hub needed the greenlet since the last periodic turn
         self._ended = False
         self._watcher: Any = None
-        self._timer: Any = None
+        self._wheel: IdleWheel | None = None  # the worker's timer for the periodic duties, with this socket's slot
+        self._slot = 0
         self._hold_timer: Any = None
         self._attached = False
         # Facilities subscribed at run time whose disconnect hook is due when they go (_remember_disconnect).
@@ -185,6 +187,7 @@ class Connection:
             return 0
         written = session.flush_queue()
         if self.transport.backlog:  # part of it is still unwritten: the greenlet waits for room and finishes it
+            self._busy = True  # a socket whose writes back up keeps its greenlet until a quiet periodic turn
             self._kick()
         return written
 
@@ -255,9 +258,9 @@ class Connection:
             loop = gevent.get_hub().loop
             self._watcher = loop.io(self.transport.fileno(), 1)
             self._watcher.start(self._on_readable)
-            # One repeating timer for the idle duties, not a Timeout object per wait (bench/: 5% of a fan-out).
-            self._timer = loop.timer(self._interval, self._interval)
-            self._timer.start(self._on_timer)
+            # The periodic duties: a turn on the worker's idle wheel, not a timer per socket (issue 22).
+            self._wheel = wheel_for(self._interval)
+            self._slot = self._wheel.add(self)
             if self._presence.channels:
                 self._presence.join(get_connection())
             if self._online is not None:
@@ -296,9 +299,11 @@ class Connection:
             logger.error("ws4redis: websocket of %s failed", self.session.label, exc_info=exc)
         else:  # GreenletExit, KeyboardInterrupt: the process is going away
             code, reason = CloseCode.GOING_AWAY, ""
-        for watcher in (self._watcher, self._timer, self._hold_timer):
+        for watcher in (self._watcher, self._hold_timer):
             if watcher is not None:
                 watcher.stop()
+        if self._wheel is not None:
+            self._wheel.remove(self, self._slot)
         if self._watcher is not None:
             metrics.CONNECTIONS.dec()
         self.release()
@@ -350,11 +355,30 @@ class Connection:
             self._request = None
 
     def _on_readable(self) -> None:
+        # A parked socket's pong is taken right here, by the loop: no greenlet, no parser (``take_nowait``).
+        # Whatever else came is the greenlet's, which is not "busy" for it: only a message from the client
+        # (``_drain_socket``) keeps the greenlet until the next quiet periodic turn.
+        if self._greenlet is None and not self._ended and self.transport.take_nowait():
+            return
         self._readable = True
-        self._busy = True
         self._kick()
 
-    def _on_timer(self) -> None:
+    def on_wheel(self, now: float, wall: float) -> None:
+        """This socket's periodic turn (``ws4redis.runtime.gevent.idle``): once per interval, spread over it with the
+        worker's
+        other sockets. A parked socket with no Redis duties (connection quota, presence) is served right here,
+        without a greenlet: its session's clock (an expired user session), and its liveness (the transport pings a
+        peer silent for ``WS4REDIS_PING_INTERVAL``, without waiting). A greenlet runs the full round only when
+        something is due: a pong overdue, a ping that could not be written at once, the session's revocation, and
+        always for a socket that has a greenlet or Redis duties (as each turn did before)."""
+        if self._ended:
+            return
+        if self._greenlet is None and self._quota is None and not self._presence.channels and self._online is None:
+            self._busy = False
+            session = self.session
+            session.tick(now, wall=wall)
+            if not session.busy and not self.transport.idle_check(now):
+                return
         self._due = True
         self._kick()
 
@@ -398,7 +422,7 @@ class Connection:
                 continue
             if not self._kicked:
                 self._working = False  # from here the hub may write to the socket itself (_Writer)
-                if park:
+                if park or not self._busy:  # a quiet periodic turn, or woken for nothing the client said
                     # No switch between this and the return: a later _kick spawns anew.
                     self._greenlet = self._waiter = None
                     return
@@ -417,6 +441,7 @@ class Connection:
             data = receive()  # also answers and sends pings
             if data is None:
                 return transport.pending
+            self._busy = True
             session.receive(data, text=transport.last_text, allow=transport.allow_request)
             if session.busy:
                 self._run(session.take())

@@ -58,7 +58,7 @@ class Hub:
         # the rest of this class and the dispatch read.
         self._subs = Subscriptions(gevent.event.Event)
         self._listeners: dict[str, set[Listener]] = self._subs.listeners
-        self._by_identity: dict[tuple[str, str], set[Listener]] = self._subs.by_identity
+        self._by_identity: dict[tuple[str, str], Any] = self._subs.by_identity  # a listener or a set (Subscriptions)
         self._pubsub: Any = None
         self._client: redis.Redis | None = None
         self._write_lock = gevent.lock.Semaphore()

@@ -58,5 +58,14 @@ class Transport(Protocol):
     def backlog(self) -> bool:
         """Whether part of a ``send_nowait`` is still unwritten."""
 
+    def idle_check(self, now: float) -> bool:
+        """The periodic liveness check of a websocket whose connection has no greenlet: ping a silent peer without
+        waiting; ``True`` when the connection's greenlet must run a full round instead
+        (``ws4redis.runtime.gevent.idle``)."""
+
+    def take_nowait(self) -> bool:
+        """Read what the peer of a websocket without a greenlet sent, from the event loop, never waiting or writing;
+        ``True`` when it was all handled there (a pong), else the greenlet must run ``receive_nowait``."""
+
     def close(self, code: int, reason: str = "") -> None:
         """End the websocket, with ``code`` where the transport can send one. Never raises."""

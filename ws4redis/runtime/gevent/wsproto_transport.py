@@ -77,6 +77,7 @@ _OPEN, _LOCAL_CLOSING, _REMOTE_CLOSING, _CLOSED = (
 
 
 _os_close = gevent.monkey.get_original("os", "close")
+_PING = ping_frame(b"ws4redis")  # every liveness ping is the same bytes: encoded once
 
 
 def close_now(fd: int) -> None:
@@ -448,6 +449,63 @@ class WsprotoTransport:
         self._closed = ConnectionClosed(code, reason)
         raise self._closed
 
+    def idle_check(self, now: float) -> bool:
+        """The periodic liveness check of a parked websocket (``ws4redis.runtime.gevent.idle``), without a read or a
+        wait.
+
+        A peer silent for ``ping_interval`` is pinged here if the socket takes the ping at once. Returns ``True``
+        when the connection's greenlet must run instead: a pong (or a shutdown's close answer) is overdue, the ping
+        could not be written now, or the websocket is not plainly open. A control allowance that has filled up
+        again is let go (a new one starts full: the same limit), so a pong every ping interval keeps no bucket per
+        idle socket."""
+        if self._closed is not None or self._drain_deadline is not None or self._state is not _OPEN:
+            return True
+        if self._unparsed or self._backlog or self._messages or self._deferred_close is not None:
+            return True
+        control = self._control
+        if control is not None and control.full(now):
+            self._control = None
+        if self._ping_sent is not None:
+            return now - self._ping_sent > self._options.ping_timeout
+        if now - self._last_heard > self._options.ping_interval:
+            if not self.send_nowait(_PING):
+                return True
+            self._ping_sent = now
+            return bool(self._backlog)
+        return False
+
+    def take_nowait(self) -> bool:
+        """Read what a parked websocket's peer sent, from the event loop itself (the readability watcher), never
+        waiting and never writing. ``True``: it was all handled here, which is the common case of an idle socket, the
+        pong that answers our ping (one read, no parser, no greenlet). ``False``: the connection's greenlet must run
+        ``receive_nowait``, which finds what was read here in the parser (every other frame: wsproto decides, answers
+        and counts as always), or the end of the stream again."""
+        if self._parser is not None or self._messages or self._unparsed or self._state is not _OPEN:
+            return False
+        if self._closed is not None or self._deferred_close is not None or self._drain_deadline is not None:
+            return False
+        try:
+            data = os.read(self._fd, _READ_SIZE)
+        except BlockingIOError:
+            return True  # nothing after all
+        except OSError:
+            return False  # the greenlet's read meets the error again and ends the websocket
+        if not data:
+            return False  # end of stream: read again (and seen) by the greenlet
+        self._last_heard = time.monotonic()
+        # One complete masked pong (FIN, no RSV bits, opcode 10, a 7-bit length of at most 125) and nothing else.
+        if len(data) >= 6 and data[0] == 0x8A and data[1] & 0x80 and (data[1] & 0x7F) <= 125 and (
+            (data[1] & 0x7F) + 6 == len(data)
+        ) and self.allow_request():
+            self._ping_sent = None
+            return True
+        # Anything else (a message, a ping, a close, a pong past the control allowance): wsproto parses it in the
+        # greenlet; the allowance is not spent twice for a refused pong, since it was empty.
+        parser = self._parser = FrameProtocol(client=False, extensions=[])
+        parser.receive_bytes(data)
+        self._unparsed = True
+        return False
+
     def _check_liveness(self) -> None:
         now = time.monotonic()
         if self._drain_deadline is not None and now > self._drain_deadline:
@@ -457,7 +515,7 @@ class WsprotoTransport:
                 raise self._lost(f"no pong within {self._options.ping_timeout:g}s")
         elif now - self._last_heard > self._options.ping_interval and self._state is _OPEN:
             self._ping_sent = now
-            self._sendall(ping_frame(b"ws4redis"))
+            self._sendall(_PING)
 
     def _lost(self, reason: str) -> ConnectionClosed:
         self._closed = ConnectionClosed(CloseCode.GOING_AWAY if self._drain_deadline else 1006, reason)

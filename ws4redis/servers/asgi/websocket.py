@@ -142,6 +142,11 @@ class WebsocketApplication:
         except HandshakeRefused as refusal:
             await deny(scope, send, refusal.status, refusal.detail, refusal.headers)
             return
-        from ws4redis.runtime.asyncio.driver import serve
+        from ws4redis.runtime.asyncio.driver import open_connection
 
-        await serve(accepted, scope, receive, send, deny)
+        connection = await open_connection(accepted, scope, receive, send, deny)
+        # This frame lives as long as the socket: the handshake (its Django request and WSGI environ) is the
+        # connection's to keep or let go once the socket is open, and the connect message is done with.
+        del accepted, message
+        if connection is not None:
+            await connection.run()
