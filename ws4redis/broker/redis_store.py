@@ -41,12 +41,12 @@ def redis_kwargs() -> dict[str, Any]:
     return kwargs
 
 
-def _sentinel(kwargs: dict[str, Any]) -> tuple[redis.sentinel.Sentinel, str] | None:
-    """With ``sentinels`` in ``kwargs`` (removed from it, with the other Sentinel keys): the Sentinel and service.
-
-    Every connection then asks the sentinels for the current master when it connects, so the hub's reconnect and
-    the publishing pool's retries follow a failover without any code of ours watching the sentinels.
-    """
+def sentinel_parts(
+    kwargs: dict[str, Any], ssl_class: type[Any]
+) -> tuple[list[tuple[str, int]], str, dict[str, Any]] | None:
+    """With ``sentinels`` in ``kwargs`` (removed from it, with the other Sentinel keys): the sentinels' addresses, the
+    service and the sentinels' own connection options, for the sync and the asyncio Sentinel alike (``ssl_class``:
+    that client's Sentinel-managed TLS connection class, set on ``kwargs`` when ``ssl`` was asked for)."""
     sentinels = kwargs.pop("sentinels", None)
     if sentinels is None:
         return None
@@ -57,8 +57,20 @@ def _sentinel(kwargs: dict[str, Any]) -> tuple[redis.sentinel.Sentinel, str] | N
     for key in ("host", "port", "unix_socket_path"):
         kwargs.pop(key, None)
     if kwargs.pop("ssl", False):
-        kwargs["connection_class"] = redis.sentinel.SentinelManagedSSLConnection
-    addresses = [(str(host), int(port)) for host, port in sentinels]
+        kwargs["connection_class"] = ssl_class
+    return [(str(host), int(port)) for host, port in sentinels], service, sentinel_kwargs
+
+
+def _sentinel(kwargs: dict[str, Any]) -> tuple[redis.sentinel.Sentinel, str] | None:
+    """With ``sentinels`` in ``kwargs`` (removed from it, with the other Sentinel keys): the Sentinel and service.
+
+    Every connection then asks the sentinels for the current master when it connects, so the hub's reconnect and
+    the publishing pool's retries follow a failover without any code of ours watching the sentinels.
+    """
+    parts = sentinel_parts(kwargs, redis.sentinel.SentinelManagedSSLConnection)
+    if parts is None:
+        return None
+    addresses, service, sentinel_kwargs = parts
     return redis.sentinel.Sentinel(addresses, sentinel_kwargs=sentinel_kwargs), service  # type: ignore[no-untyped-call]
 
 

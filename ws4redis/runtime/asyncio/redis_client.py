@@ -34,7 +34,7 @@ from redis.backoff import EqualJitterBackoff
 
 from ws4redis import settings
 from ws4redis.broker.redis_batch import Batch
-from ws4redis.broker.redis_store import publish_pipeline
+from ws4redis.broker.redis_store import publish_pipeline, sentinel_parts
 
 __all__ = ["client_name", "close", "kept", "publish", "run"]
 
@@ -89,16 +89,9 @@ def _connect() -> _Client:
         kwargs.setdefault("socket_timeout", None)  # as the synchronous cluster client: a long replay is no failure
         cluster = redis.asyncio.cluster.RedisCluster(startup_nodes=nodes, max_connections=size, **kwargs)
         return _Client(cluster, None, limit, cluster=True)
-    if "sentinels" in kwargs:
-        addresses = [(str(host), int(port)) for host, port in kwargs.pop("sentinels")]
-        service = str(kwargs.pop("service_name", "mymaster"))
-        sentinel_kwargs = dict(kwargs.pop("sentinel_kwargs", None) or {})
-        sentinel_kwargs.setdefault("socket_timeout", 1.0)  # a dead sentinel is skipped quickly, not waited for
-        sentinel_kwargs.setdefault("socket_connect_timeout", 1.0)
-        for key in ("host", "port", "unix_socket_path"):
-            kwargs.pop(key, None)
-        if kwargs.pop("ssl", False):
-            kwargs["connection_class"] = redis.asyncio.sentinel.SentinelManagedSSLConnection
+    parts = sentinel_parts(kwargs, redis.asyncio.sentinel.SentinelManagedSSLConnection)
+    if parts is not None:
+        addresses, service, sentinel_kwargs = parts
         sentinel = redis.asyncio.sentinel.Sentinel(addresses, sentinel_kwargs=sentinel_kwargs)  # type: ignore[no-untyped-call]
         master = sentinel.master_for(service, max_connections=size, **kwargs)
         return _Client(master, sentinel, limit, cluster=False)
