@@ -19,7 +19,7 @@ import logging
 import math
 import random
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, Protocol
 
 from ws4redis import metrics
@@ -27,7 +27,7 @@ from ws4redis.broker import reach
 from ws4redis.broker.revocation import instance_name, parse_control
 from ws4redis.core import wire
 
-__all__ = ["BAD_LOG_INTERVAL", "HubDispatch", "reconnect_delay"]
+__all__ = ["BAD_LOG_INTERVAL", "HubDispatch", "reconnect_delay", "write_idle"]
 
 BAD_LOG_INTERVAL = 60.0  # seconds: a flood of bad records logs one line per interval, each counted
 _DRAIN_DEFAULT = 10.0  # seconds of a drain window that cannot be read
@@ -173,3 +173,21 @@ class HubDispatch:
         self._logger.info("ws4redis hub: draining %d websocket(s) over %.1fs", len(listeners), window)
         for listener in listeners:
             self.tell(listener.shutdown, int(random.uniform(_DRAIN_MIN, window) * 1000))
+
+
+class IdleWritable(Protocol):
+    def write_nowait(self) -> int: ...
+
+
+def write_idle(pending: Iterable[IdleWritable], log: logging.Logger) -> None:
+    """One round of the loop's writes to idle sockets, for both runtimes' writers: each socket's queue in one
+    non-blocking write (``write_nowait`` returns how many messages went out), one broken socket never stopping the
+    others, and the delivered count added once per round rather than per socket."""
+    written = 0
+    for connection in pending:
+        try:
+            written += connection.write_nowait()
+        except Exception:
+            log.exception("ws4redis: writing to a websocket failed")
+    if written:
+        metrics.DELIVERED.inc(written)

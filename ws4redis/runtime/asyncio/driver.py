@@ -41,6 +41,7 @@ from ws4redis.core.config import MESSAGES_PER_ROUND
 from ws4redis.core.limits import TokenBucket
 from ws4redis.core.protocol import protocol_for
 from ws4redis.runtime.asyncio import redis_client as aioredis
+from ws4redis.runtime.dispatch import write_idle
 from ws4redis.runtime.subscriptions import HubUnavailable
 
 __all__ = ["AsyncioConnection", "asgi_frame", "close_hub", "hub", "open_connection", "send_close", "serve"]
@@ -172,14 +173,7 @@ class _Writer:
 
     async def _write(self) -> None:
         pending, self._pending = self._pending, []
-        written = 0
-        for connection in pending:
-            try:
-                written += connection.write_nowait()
-            except Exception:  # one broken connection must not stop the writes to the others
-                logger.exception("ws4redis: writing to a websocket failed")
-        if written:
-            metrics.DELIVERED.inc(written)  # once per round of writes, not per socket
+        write_idle(pending, logger)
 
 
 _PROBE = 64  # sends that must all suspend before _Writer gives up on a server

@@ -44,6 +44,7 @@ from ws4redis.core.protocol import protocol_for
 from ws4redis.exceptions import CloseCode, ConnectionClosed, TooManyConnections
 from ws4redis.integration.auth import Handshake
 from ws4redis.integration.hooks import HookFailed, hooks_for
+from ws4redis.runtime.dispatch import write_idle
 from ws4redis.runtime.gevent.framing import encode_frame
 from ws4redis.runtime.gevent.hub import Delivery, Hub
 from ws4redis.runtime.gevent.idle import IdleWheel, wheel_for
@@ -84,14 +85,7 @@ class _Writer:
 
     def _write(self) -> None:
         pending, self._pending = self._pending, []
-        written = 0
-        for connection in pending:
-            try:
-                written += connection.write_nowait()
-            except Exception:  # one broken connection must not stop the writes to the others
-                logger.exception("ws4redis: writing to a websocket failed")
-        if written:
-            metrics.DELIVERED.inc(written)  # once per round of writes, not per socket
+        write_idle(pending, logger)
 
 
 def _writer() -> _Writer:
