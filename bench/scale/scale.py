@@ -218,6 +218,9 @@ class Run:
                         "ws4redis.wsgi:application", "--need-app", "--gevent", str(a.gevent_cores),
                         "--gevent-early-monkey-patch", "--processes", "1", "--master", "--die-on-term",
                         "--disable-logging", "--max-fd", "20000", "--listen", "4096"]
+            elif a.server == "bare":  # the floor: picows on uvloop, no auth, no policy (bare.py)
+                argv = [a.client_python, os.path.join(HERE, "bare.py"), "--port", str(port), "--redis-port",
+                        str(a.redis_port), "--deadline", str(a.max_seconds + 60)]
             else:
                 argv = [py, "-m", "django", "runwebsocket", "--bind", f"127.0.0.1:{port}", "--workers", "1",
                         "--backlog", "4096"]
@@ -230,7 +233,7 @@ class Run:
         self.workers = []
         end = time.monotonic() + 60
         for p in self.servers:
-            if a.server == "gevent":
+            if a.server != "uwsgi":
                 self.workers.append(p.pid)
                 continue
             while not (kids := children(p.pid)):
@@ -508,7 +511,7 @@ def wait_port(port: int, timeout: float) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--server", choices=("uwsgi", "gevent"), default="uwsgi")
+    ap.add_argument("--server", choices=("uwsgi", "gevent", "bare"), default="uwsgi")
     ap.add_argument("--label", default="", help="a name for this run in the results")
     ap.add_argument("--sockets", type=int, default=20000)
     ap.add_argument("--sessions", choices=("signed", "cache"), default="signed",
