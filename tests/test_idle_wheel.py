@@ -91,6 +91,48 @@ def test_pongs_taken_without_a_greenlet_still_spend_the_control_allowance(spread
         sock.close()
 
 
+def _parked_after_ping(port: int, path: str) -> socket.socket:
+    """A socket that waited for the server's first ping (sent on the wheel's turn, so the socket is parked: what it
+    sends next is read by the event loop itself), with nothing else received."""
+    sock = raw_upgrade(port, path)
+    sock.settimeout(10)
+    ping = sock.recv(64)
+    assert ping[:1] == b"\x89", ping
+    return sock
+
+
+@pytest.mark.parametrize("tail", [
+    pytest.param(bytes([0x88, 0x82]) + b"\0\0\0\0" + struct.pack("!H", 1000), id="a close in the same read"),
+    pytest.param(bytes([0x88, 0x82, 1, 2]), id="the first bytes of a close"),
+])
+def test_what_follows_a_pong_in_the_same_read_is_not_lost(spread_server: GeventServer, tail: bytes) -> None:
+    """The pong that answers a ping, glued to the start of the next frame: the pong is taken by the event loop, the
+    rest must reach wsproto whole. Here the next frame is a close (completed by a second write when split): the
+    server must answer it with 1000, as it does when the close comes alone."""
+    sock = _parked_after_ping(spread_server.port, "/ws/glued?subscribe-broadcast")
+    try:
+        sock.sendall(bytes([0x8A, 0x80]) + b"\0\0\0\0" + tail)
+        if len(tail) == 4:
+            # The rest of the mask key (1, 2, 3, 4) and the code 1000 masked with it. Not an event to await: the pause
+            # only makes the two writes likely to be two reads on the server (either way the close must arrive).
+            time.sleep(0.05)
+            sock.sendall(bytes([3, 4, 0x03 ^ 1, 0xE8 ^ 2]))
+        assert _read_close_code(sock) == 1000
+    finally:
+        sock.close()
+
+
+def test_a_malformed_pong_on_a_parked_socket_is_refused_by_wsproto(spread_server: GeventServer) -> None:
+    """A "pong" with a reserved bit set (no extension was agreed) is not a pong: it goes to wsproto, which closes the
+    websocket with 1002 (protocol error), as for any socket."""
+    sock = _parked_after_ping(spread_server.port, "/ws/badpong?subscribe-broadcast")
+    try:
+        sock.sendall(bytes([0xCA, 0x80]) + b"\0\0\0\0")
+        assert _read_close_code(sock) == 1002
+    finally:
+        sock.close()
+
+
 class _Member:
     """A socket's stand-in for the wheel alone: records its turns."""
 

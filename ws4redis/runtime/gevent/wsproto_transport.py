@@ -91,6 +91,22 @@ def close_now(fd: int) -> None:
         pass
 
 
+def _lone_pong(data: bytes) -> bool:
+    """Whether ``data``, one read of a parked socket, is exactly one complete pong: wsproto parses it (a parser of its
+    own, dropped after: a parked socket keeps none), and the read holds nothing after that frame, since a frame's
+    remainder left in a dropped parser would be lost. A masked control frame of n payload bytes is 6 + n bytes long."""
+    parser = FrameProtocol(client=False, extensions=[])
+    parser.receive_bytes(data)
+    try:
+        frames = list(parser.received_frames())
+    except ParseFailed:
+        return False  # the connection's own parser meets it again and closes with wsproto's code
+    return (
+        len(frames) == 1 and frames[0].opcode is Opcode.PONG and frames[0].frame_finished
+        and len(data) == 6 + len(frames[0].payload)
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class TransportOptions:
     """The transport's limits and liveness timers: one object shared by every websocket of a worker."""
@@ -493,14 +509,12 @@ class WsprotoTransport:
         if not data:
             return False  # end of stream: read again (and seen) by the greenlet
         self._last_heard = time.monotonic()
-        # One complete masked pong (FIN, no RSV bits, opcode 10, a 7-bit length of at most 125) and nothing else.
-        if len(data) >= 6 and data[0] == 0x8A and data[1] & 0x80 and (data[1] & 0x7F) <= 125 and (
-            (data[1] & 0x7F) + 6 == len(data)
-        ) and self.allow_request():
+        if _lone_pong(data) and self.allow_request():
             self._ping_sent = None
             return True
-        # Anything else (a message, a ping, a close, a pong past the control allowance): wsproto parses it in the
-        # greenlet; the allowance is not spent twice for a refused pong, since it was empty.
+        # Anything else (a message, a ping, a close, a pong past the control allowance, bytes wsproto refuses): the
+        # connection's parser takes it in the greenlet, which answers, counts or closes as always; the allowance is not
+        # spent twice for a refused pong, since it was empty.
         parser = self._parser = FrameProtocol(client=False, extensions=[])
         parser.receive_bytes(data)
         self._unparsed = True
