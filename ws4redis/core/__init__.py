@@ -4,7 +4,7 @@
 reads, once; ``State`` (``state``) its states and their legal transitions; ``Delivery`` (``delivery``) a message from
 Redis as sockets share it; ``protocol`` the wire protocols; ``codes`` the close codes. Drivers
 (``ws4redis.runtime.gevent.connection``
-on gevent, ``ws4redis.runtime.asyncio.driver``, ``ws4redis.servers.websocket_views``) do the I/O. See
+on gevent, ``ws4redis.runtime.asyncio.connection``, ``ws4redis.servers.websocket_views``) do the I/O. See
 ``docs/architecture.md``.
 """
 

@@ -181,7 +181,7 @@ class ThreadWebSocket(ViewSocket):
                 raise self._close
 
     async def _frame(self, data: bytes, text: bool) -> None:
-        from ws4redis.runtime.asyncio.driver import asgi_frame
+        from ws4redis.runtime.asyncio.frames import asgi_frame
 
         try:
             await asyncio.wait_for(self._send_asgi(asgi_frame(data, text)), 30.0)
@@ -216,7 +216,8 @@ class ThreadWebSocket(ViewSocket):
             hub().detach(self, [c for c in channels if c not in still])
 
     async def _close_now(self, code: int, reason: str) -> None:
-        from ws4redis.runtime.asyncio.driver import hub, send_close
+        from ws4redis.runtime.asyncio.driver import hub
+        from ws4redis.runtime.asyncio.frames import send_close
 
         for handle in list(self._channels):
             await self._detach(handle)
