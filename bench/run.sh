@@ -88,7 +88,14 @@ stop_server() {
   wait "$SERVER_PID" 2>/dev/null
   SERVER_PID=""
 }
-cleanup() { stop_server; [ -n "$REDIS_STARTED_PID" ] && kill -TERM "$REDIS_STARTED_PID" 2>/dev/null; true; }
+# Redis is waited for: a run started right after this one must not find it still answering while it shuts down.
+cleanup() {
+  stop_server
+  if [ -n "$REDIS_STARTED_PID" ] && kill -TERM "$REDIS_STARTED_PID" 2>/dev/null; then
+    for _ in $(seq 100); do kill -0 "$REDIS_STARTED_PID" 2>/dev/null || break; sleep 0.1; done
+  fi
+  true
+}
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
