@@ -106,3 +106,42 @@ def test_zero_runs_each_handshake_in_its_own_greenlet_as_before(
     for _ in range(3):
         connect(server, "/ws/f?subscribe-user", cookie=cookie)
     assert _connections(log) == 3, log.read_text()
+
+
+def test_the_pool_spawns_workers_only_for_jobs_that_would_wait_and_never_more_than_its_size() -> None:
+    """In-process, on gevent's own loop: the pool's rules without a server around them."""
+    import gevent
+
+    from ws4redis.exceptions import HandshakeRefused
+    from ws4redis.runtime.gevent.handshakes import HandshakePool
+
+    pool = HandshakePool(3)
+    for _ in range(5):
+        assert pool.run(lambda: "done") == "done"
+    assert pool.workers == 1  # one job at a time: one worker, reused
+
+    running: list[int] = []
+    peak = 0
+
+    def job(i: int) -> int:
+        nonlocal peak
+        running.append(i)
+        peak = max(peak, len(running))
+        gevent.sleep(0.001)  # a query waiting on the network
+        running.remove(i)
+        if i % 3 == 0:
+            refusal = HandshakeRefused("no")
+            refusal.status = 429
+            raise refusal
+        return i
+
+    def call(i: int) -> int:
+        try:
+            return pool.run(job, i)
+        except HandshakeRefused as refusal:
+            return -refusal.status
+
+    callers = [gevent.spawn(call, i) for i in range(20)]
+    gevent.joinall(callers, raise_error=True)
+    assert [c.value for c in callers] == [-429 if i % 3 == 0 else i for i in range(20)]
+    assert peak == 3 and pool.workers == 3  # bounded, and the refusals killed no worker

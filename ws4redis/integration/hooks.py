@@ -39,6 +39,7 @@ from ws4redis import metrics, settings
 from ws4redis.exceptions import Ws4RedisError
 
 __all__ = [
+    "KEEPS_DB_CONNECTIONS",
     "KINDS",
     "FacilityHooks",
     "HookFailed",
@@ -52,6 +53,10 @@ __all__ = [
 logger = logging.getLogger("ws4redis.hooks")  # its name before the move: logging configurations keep it
 
 KINDS = ("connect", "message", "disconnect")
+
+#: A greenlet with this attribute set runs one handshake after another for as long as its process lives
+#: (``ws4redis.runtime.gevent.handshakes``): ``close_db_connections`` leaves its connections to ``CONN_MAX_AGE``.
+KEEPS_DB_CONNECTIONS = "ws4redis_handshake_worker"
 
 _cache: dict[tuple[str, str], FacilityHooks] = {}
 
@@ -136,13 +141,12 @@ def _bounded(
 def close_db_connections() -> None:
     """A socket lives for hours: a database connection its hook opened must not live as long (one per greenlet).
 
-    A handshake worker (``ws4redis.runtime.gevent.handshakes``, marked ``ws4redis_handshake_worker``) runs connect
-    hooks one after another for as long as the process lives: its connection follows ``CONN_MAX_AGE``, as at the end
-    of a Django request, so the next handshake reuses it.
+    A handshake worker (``KEEPS_DB_CONNECTIONS``) runs connect hooks one after another for as long as the process
+    lives: its connection follows ``CONN_MAX_AGE``, as at the end of a Django request, so the next handshake reuses it.
     """
     from django.db import DatabaseError, close_old_connections, connections
 
-    if getattr(gevent.getcurrent(), "ws4redis_handshake_worker", False):
+    if getattr(gevent.getcurrent(), KEEPS_DB_CONNECTIONS, False):
         close_old_connections()
         return
     for connection in connections.all(initialized_only=True):

@@ -17,7 +17,6 @@ websocket has a thread and a loop of its own, whose connections are that thread'
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -26,6 +25,7 @@ import gevent.event
 import gevent.queue
 
 from ws4redis import settings
+from ws4redis.integration.hooks import KEEPS_DB_CONNECTIONS
 
 __all__ = ["WORKER_MARK", "HandshakePool", "run"]
 
@@ -33,7 +33,7 @@ T = TypeVar("T")
 
 #: The attribute set on a pool's greenlets: code that closes a greenlet's database connections because the greenlet
 #: may live for hours (``ws4redis.integration.hooks.close_db_connections``) leaves theirs to ``CONN_MAX_AGE``.
-WORKER_MARK = "ws4redis_handshake_worker"
+WORKER_MARK = KEEPS_DB_CONNECTIONS
 
 _Job = tuple[Callable[..., Any], tuple[Any, ...], gevent.event.AsyncResult]
 
@@ -67,19 +67,25 @@ class HandshakePool:
         if self._pending > self._workers and self._workers < self.size:
             self._workers += 1
             setattr(gevent.spawn(self._work), WORKER_MARK, True)
-        return result.get()  # type: ignore[no-any-return]
+        failure, value = result.get()
+        if failure is not None:
+            raise failure  # with the worker's frames in its traceback, then this one's
+        return value  # type: ignore[no-any-return]
 
     def _work(self) -> None:
+        # An outcome is (exception, None) or (None, value): an exception travels as a value, with its own
+        # traceback, rather than through AsyncResult.set_exception, which pickles the traceback (tblib) on every
+        # refusal of a storm.
         try:
             while True:
                 func, args, result = self._jobs.get()
                 try:
-                    result.set(func(*args))
+                    result.set((None, func(*args)))
                 except gevent.GreenletExit as exc:  # this worker is killed (the process ends): its caller is told
-                    result.set_exception(exc)
+                    result.set((exc, None))
                     raise
-                except BaseException as exc:  # every failure is the caller's, the worker goes on
-                    result.set_exception(exc, sys.exc_info())
+                except BaseException as exc:  # every failure is the caller's; the worker goes on
+                    result.set((exc, None))
                 finally:
                     self._pending -= 1
                     del func, args, result  # an idle worker keeps nothing of the request it served
