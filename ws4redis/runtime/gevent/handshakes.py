@@ -2,17 +2,22 @@
 
 Why: once gevent has monkey-patched ``threading``, Django's database connections belong to the greenlet that opened
 them. A websocket request's greenlet opened its own connection for the handshake (the project's middleware, the
-user lookup, the channel policy, the connect hook) and Django closed it at ``request_finished``: every handshake
-paid for a new connection, ``CONN_MAX_AGE`` could never reuse one, and a reconnect storm opened as many connections
-at once as handshakes were in flight (uWSGI's ``--gevent 1000``: up to 1000 per worker, past PostgreSQL's
-``max_connections``). Here at most ``WS4REDIS_HANDSHAKE_CONCURRENCY`` greenlets per worker run that part, one job
-after another each: a worker opens at most that many database connections for handshakes, keeps them under
-``CONN_MAX_AGE`` like any Django thread serving requests, and a storm queues instead of piling onto the database.
+user lookup, the channel policy, the connect hook), closed at ``request_finished`` or gone with the greenlet: every
+handshake paid for a new connection, ``CONN_MAX_AGE`` could never reuse one, and a reconnect storm opened as many
+connections at once as handshakes were in flight (uWSGI's ``--gevent 1000``: up to 1000 per worker, past
+PostgreSQL's ``max_connections``). Here at most ``WS4REDIS_HANDSHAKE_CONCURRENCY`` greenlets per worker run that
+part, one job after another each: a worker opens at most that many database connections for handshakes, keeps them
+under ``CONN_MAX_AGE`` like any Django thread serving requests, and a storm queues instead of piling onto the
+database.
 The rest of the websocket (subscribing, the upgrade, the connection loop) stays in the request's greenlet.
 
 One pool per gevent hub, so per process (``_writer()`` of ``ws4redis.runtime.gevent.connection`` keeps its writer
 the same way), and only in the main thread's: under Django's threaded server (``ws4redis.servers.threaded``) each
 websocket has a thread and a loop of its own, whose connections are that thread's anyway, so it calls directly.
+(Under ASGI the handshake runs in Django's one sync thread, where ``CONN_MAX_AGE`` works without this.)
+
+Cost: about 5 µs of CPU per handshake for the two greenlet switches, against about 190 µs saved per handshake by a
+kept connection (SQLite, session and auth middleware, measured in-process).
 """
 
 from __future__ import annotations
