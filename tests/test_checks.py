@@ -81,6 +81,7 @@ CASES: dict[str, tuple[list[Any], list[Any], str]] = {
     "WS4REDIS_CONTROL_RATE": ([10.0, None, 1], [0, "fast"], "a number > 0"),
     "WS4REDIS_CONTROL_BURST": ([50, 1], [0, None], "a number >= 1"),
     "WS4REDIS_SIGNED_STREAMS": ([(), ["incident-*", "board"]], ["incident-*", [""], [3]], "fnmatch patterns"),
+    "WS4REDIS_HANDSHAKE_CONCURRENCY": ([0, 1, 64], [-1, 2.5, "64", None, True], "an integer >= 0"),
 }
 
 

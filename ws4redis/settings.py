@@ -62,6 +62,8 @@ DEFAULTS: dict[str, Any] = {
     "WS4REDIS_MAX_SUBSCRIPTIONS": 100,  # channels one socket may listen to (a user in many groups)
     # facility names/patterns needing a signed subscription (ws4redis.integration.streams)
     "WS4REDIS_SIGNED_STREAMS": (),
+    # gevent: greenlets per worker running handshakes' Django part, so database connections (0: each in its request's)
+    "WS4REDIS_HANDSHAKE_CONCURRENCY": 64,
 }
 
 

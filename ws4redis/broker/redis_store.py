@@ -90,33 +90,59 @@ def new_client(**overrides: Any) -> redis.Redis:
 
 
 def get_connection() -> redis.Redis:
-    """A client on this process's pool (created lazily, recreated after a fork)."""
+    """A client on this process's pool (created lazily, recreated after a fork).
+
+    The pool is built outside ``_pool_lock``: where ws4redis was imported before gevent patched ``threading``
+    (``runwebsocket``) that lock is a thread's lock, and building redis-py's pool yields to other greenlets (its
+    queue's condition takes a gevent lock); a second greenlet waiting on the thread's lock then blocked the whole
+    worker, so the first handshakes arriving together after a start hung it for good (issue 22). Two callers may
+    both build one; the lock keeps the first and the other is dropped.
+    """
     global _pool, _cluster
+    pid = os.getpid()
+    current = _current(pid)
+    if current is not None:
+        return current
+    if "cluster_nodes" in settings.connection_kwargs():
+        cluster = new_client()  # one RedisCluster per process: it pools per node itself
+        with _pool_lock:
+            if _cluster is None or _cluster[0] != pid:
+                _cluster = (pid, cluster)
+                return cluster
+            kept = _cluster[1]
+        cluster.close()
+        return kept
+    kwargs = redis_kwargs()
+    pool_class: type[redis.ConnectionPool] = redis.BlockingConnectionPool
+    kwargs["timeout"] = 20  # seconds BlockingConnectionPool waits for a free connection
+    sentinel = _sentinel(kwargs)
+    if sentinel is not None:
+        # The master is looked up on every connect; non-blocking: a full pool raises instead of waiting.
+        kwargs.pop("timeout")
+        kwargs.update(service_name=sentinel[1], sentinel_manager=sentinel[0])
+        pool_class = redis.sentinel.SentinelConnectionPool
+    elif "unix_socket_path" in kwargs:
+        kwargs["path"] = kwargs.pop("unix_socket_path")
+        kwargs["connection_class"] = redis.UnixDomainSocketConnection
+    elif kwargs.pop("ssl", False):
+        kwargs["connection_class"] = redis.SSLConnection
+    pool = pool_class(max_connections=int(settings.get("WS4REDIS_POOL_SIZE")), **kwargs)
+    # One client per process: a client per caller would cost every websocket ~13 KB (measured in bench/).
+    client = redis.Redis(connection_pool=pool)
     with _pool_lock:
-        if _cluster is not None and _cluster[0] == os.getpid():
-            return _cluster[1]
-        if "cluster_nodes" in settings.connection_kwargs():
-            _cluster = (os.getpid(), new_client())  # one RedisCluster per process: it pools per node itself
-            return _cluster[1]
-        if _pool is None or _pool[0] != os.getpid():
-            kwargs = redis_kwargs()
-            pool_class: type[redis.ConnectionPool] = redis.BlockingConnectionPool
-            kwargs["timeout"] = 20  # seconds BlockingConnectionPool waits for a free connection
-            sentinel = _sentinel(kwargs)
-            if sentinel is not None:
-                # The master is looked up on every connect; non-blocking: a full pool raises instead of waiting.
-                kwargs.pop("timeout")
-                kwargs.update(service_name=sentinel[1], sentinel_manager=sentinel[0])
-                pool_class = redis.sentinel.SentinelConnectionPool
-            elif "unix_socket_path" in kwargs:
-                kwargs["path"] = kwargs.pop("unix_socket_path")
-                kwargs["connection_class"] = redis.UnixDomainSocketConnection
-            elif kwargs.pop("ssl", False):
-                kwargs["connection_class"] = redis.SSLConnection
-            pool = pool_class(max_connections=int(settings.get("WS4REDIS_POOL_SIZE")), **kwargs)
-            # One client per process: a client per caller would cost every websocket ~13 KB (measured in bench/).
-            _pool = (os.getpid(), pool, redis.Redis(connection_pool=pool))
+        if _pool is None or _pool[0] != pid:
+            _pool = (pid, pool, client)
         return _pool[2]
+
+
+def _current(pid: int) -> redis.Redis | None:
+    """This process's client if it has one already."""
+    cluster, pool = _cluster, _pool
+    if cluster is not None and cluster[0] == pid:
+        return cluster[1]
+    if pool is not None and pool[0] == pid:
+        return pool[2]
+    return None
 
 
 def reset_pool() -> None:

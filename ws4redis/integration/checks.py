@@ -186,6 +186,7 @@ RULES: dict[str, Rule] = {
     "WS4REDIS_PRESENCE_GRACE": _number(above=False),
     "WS4REDIS_PRESENCE_SWEEP": _number(),
     "WS4REDIS_PRESENCE_SIGNAL_QUEUE": _POSITIVE_INT,
+    "WS4REDIS_HANDSHAKE_CONCURRENCY": _number(integer=True, above=False),
 }
 
 #: The id of each setting's error (``ws4redis.E0nn``), stable in the order above: a project may silence one.

@@ -17,7 +17,8 @@ A facility's own entry wins per kind; ``"*"`` fills the kinds it does not name. 
 Why it is safe to run user code here:
 
 - a hook runs in its socket's own greenlet, so a hook that waits (I/O, a query, ``time.sleep`` under gevent's
-  monkey-patching) blocks only that socket; ``WS4REDIS_HOOK_TIMEOUT`` bounds it with ``gevent.Timeout``. CPU-bound
+  monkey-patching) blocks only that socket (a new socket's connect hook: one of the worker's handshake greenlets,
+  ``ws4redis.runtime.gevent.handshakes``); ``WS4REDIS_HOOK_TIMEOUT`` bounds it with ``gevent.Timeout``. CPU-bound
   work still holds the whole worker, as any code under gevent does: keep hooks short or hand work to a task queue;
 - an exception (or the timeout) closes only that socket: logged with its traceback, counted, and closed with 1011
   (a ``ws4redis.v2`` client first gets ``{"type":"error","reason":"internal error"}``, then the close);
@@ -38,6 +39,7 @@ from ws4redis import metrics, settings
 from ws4redis.exceptions import Ws4RedisError
 
 __all__ = [
+    "KEEPS_DB_CONNECTIONS",
     "KINDS",
     "FacilityHooks",
     "HookFailed",
@@ -51,6 +53,10 @@ __all__ = [
 logger = logging.getLogger("ws4redis.hooks")  # its name before the move: logging configurations keep it
 
 KINDS = ("connect", "message", "disconnect")
+
+#: A greenlet with this attribute set runs one handshake after another for as long as its process lives
+#: (``ws4redis.runtime.gevent.handshakes``): ``close_db_connections`` leaves its connections to ``CONN_MAX_AGE``.
+KEEPS_DB_CONNECTIONS = "ws4redis_handshake_worker"
 
 _cache: dict[tuple[str, str], FacilityHooks] = {}
 
@@ -133,9 +139,16 @@ def _bounded(
 
 
 def close_db_connections() -> None:
-    """A socket lives for hours: a database connection its hook opened must not live as long (one per greenlet)."""
-    from django.db import DatabaseError, connections
+    """A socket lives for hours: a database connection its hook opened must not live as long (one per greenlet).
 
+    A handshake worker (``KEEPS_DB_CONNECTIONS``) runs connect hooks one after another for as long as the process
+    lives: its connection follows ``CONN_MAX_AGE``, as at the end of a Django request, so the next handshake reuses it.
+    """
+    from django.db import DatabaseError, close_old_connections, connections
+
+    if getattr(gevent.getcurrent(), KEEPS_DB_CONNECTIONS, False):
+        close_old_connections()
+        return
     for connection in connections.all(initialized_only=True):
         try:
             connection.close()

@@ -14,6 +14,7 @@ from ws4redis import metrics
 from ws4redis.exceptions import HandshakeRefused
 from ws4redis.integration.auth import Handshake, handshake
 from ws4redis.integration.hooks import connect_or_refuse
+from ws4redis.runtime.gevent import handshakes
 from ws4redis.runtime.gevent.connection import Connection
 from ws4redis.runtime.gevent.hub import HubUnavailable, get_hub
 from ws4redis.runtime.gevent.transport import Transport
@@ -40,6 +41,13 @@ def refuse(
     return [body]
 
 
+def _accept(environ: dict[str, Any]) -> Handshake:
+    """Check and authorise the request, then run the connect hook (``WS4REDIS_HOOKS``), which may refuse it."""
+    accepted = handshake(environ)
+    connect_or_refuse(accepted)
+    return accepted
+
+
 class WebsocketApplication:
     """A WSGI application serving websockets on one transport (``transport_factory(environ, handshake)``)."""
 
@@ -55,8 +63,9 @@ class WebsocketApplication:
         if view is not None:
             return serve_view(view, environ, start_response, self.transport_factory)
         try:
-            accepted = handshake(environ)
-            connect_or_refuse(accepted)  # WS4REDIS_HOOKS "connect": may refuse before the upgrade
+            # The Django part, in one of the worker's few handshake greenlets: their database connections are
+            # reused (CONN_MAX_AGE) and bounded (WS4REDIS_HANDSHAKE_CONCURRENCY), whatever the number of requests.
+            accepted = handshakes.run(_accept, environ)
         except HandshakeRefused as refusal:
             logger.info("ws4redis: refused %s: %d %s", environ.get("PATH_INFO"), refusal.status, refusal.detail)
             return refuse(start_response, refusal.status, refusal.reason, refusal.detail, refusal.headers)
