@@ -46,7 +46,7 @@ import gevent.lock
 import gevent.monkey
 import gevent.socket
 from wsproto.connection import ConnectionState
-from wsproto.frame_protocol import CloseReason, FrameProtocol, Opcode, ParseFailed
+from wsproto.frame_protocol import CloseReason, FrameDecoder, FrameProtocol, Opcode, ParseFailed
 from wsproto.utilities import generate_accept_token
 
 from ws4redis import metrics
@@ -92,19 +92,17 @@ def close_now(fd: int) -> None:
 
 
 def _lone_pong(data: bytes) -> bool:
-    """Whether ``data``, one read of a parked socket, is exactly one complete pong: wsproto parses it (a parser of its
-    own, dropped after: a parked socket keeps none), and the read holds nothing after that frame, since a frame's
-    remainder left in a dropped parser would be lost. A masked control frame of n payload bytes is 6 + n bytes long."""
-    parser = FrameProtocol(client=False, extensions=[])
-    parser.receive_bytes(data)
+    """Whether ``data``, one read of a parked socket, is exactly one complete pong: wsproto's frame decoder parses and
+    checks it (a decoder of its own, dropped after: a parked socket keeps no parser; the decoder alone, without the
+    message layer a pong does not need, costs less than half of a ``FrameProtocol``, and 100,000 idle sockets answer a
+    ping every 20-30 s), and nothing is left after that frame, since bytes left in a dropped decoder would be lost."""
+    decoder = FrameDecoder(client=False, extensions=[])
+    decoder.receive_bytes(data)
     try:
-        frames = list(parser.received_frames())
+        frame = decoder.process_buffer()
     except ParseFailed:
         return False  # the connection's own parser meets it again and closes with wsproto's code
-    return (
-        len(frames) == 1 and frames[0].opcode is Opcode.PONG and frames[0].frame_finished
-        and len(data) == 6 + len(frames[0].payload)
-    )
+    return frame is not None and frame.opcode is Opcode.PONG and frame.frame_finished and not len(decoder.buffer)
 
 
 @dataclass(frozen=True, slots=True)
