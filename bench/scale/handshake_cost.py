@@ -80,8 +80,8 @@ def measure(a: argparse.Namespace, workdir: str, port: int) -> None:
 
     from ws4redis.integration.auth import handshake
 
-    if a.keep_connection:
-        connections["default"].settings_dict["CONN_MAX_AGE"] = None
+    # Django's default (scaleproj keeps connections for the scale runs), or one connection kept for good.
+    connections["default"].settings_dict["CONN_MAX_AGE"] = None if a.keep_connection else 0
     call_command("migrate", verbosity=0, interactive=False)
     password = make_password("bench")
     User.objects.bulk_create([User(username=f"u{i}", password=password) for i in range(a.count)], batch_size=5000)
