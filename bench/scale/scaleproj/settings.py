@@ -35,7 +35,7 @@ DATABASES = {
         "ENGINE": "django.db.backends.sqlite3",
         "NAME": os.environ.get("SCALE_DB", "/tmp/ws4redis-scale/users.sqlite3"),
         # As production sites set it: the handshake greenlets (WS4REDIS_HANDSHAKE_CONCURRENCY, 64 per worker) keep
-        # their connection instead of opening one per handshake (bench/scale/handshake_cost.py: ~190 us apart).
+        # their connection instead of opening one per handshake (bench/scale/handshake_cost.py: ~300 us apart).
         # SCALE_CONN_MAX_AGE=0 measures Django's default (a new connection per handshake).
         "CONN_MAX_AGE": int(os.environ.get("SCALE_CONN_MAX_AGE", "600")),
     }
