@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import websocket  # websocket-client
 
-from tests.servers import RedisServer, UwsgiServer, raise_fd_limit
+from tests.servers import RedisServer, UwsgiServer, raise_fd_limit, stop_all
 
 raise_fd_limit()
 
@@ -62,8 +62,7 @@ def uwsgi_factory(
         return started[key]
 
     yield start
-    for server in started.values():
-        server.stop()
+    stop_all(started.values())
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.servers import RedisServer
+from tests.servers import RedisServer, stop_all
 
 __all__ = ["any_server_fixture", "gevent_servers_fixture"]
 
@@ -34,8 +34,8 @@ def gevent_servers_fixture(
         return _started[key]
 
     yield start
-    while _started:
-        _started.popitem()[1].stop()
+    stop_all(_started.values())
+    _started.clear()
 
 
 @pytest.fixture(params=["uwsgi", "gevent"], name="any_server")

@@ -21,7 +21,7 @@ import websocket
 from tests import test_websocket as _core
 from tests.conftest import People, connect, refused_status
 from tests.gevent_servers import GeventServer
-from tests.servers import RedisServer, raw_upgrade
+from tests.servers import RedisServer, raw_upgrade, stop_all
 
 # The core's end-to-end tests, collected again in this module, where ``uwsgi_factory`` is the gevent server.
 _SKIPPED_HERE = {
@@ -49,8 +49,7 @@ def gevent_factory(redis_server: RedisServer, django_db_setup: Any,
         return started[key]
 
     yield start
-    for server in started.values():
-        server.stop()
+    stop_all(started.values())
 
 
 @pytest.fixture(scope="session")
