@@ -62,6 +62,9 @@ WS4REDIS_CONNECTION = {"host": "127.0.0.1", "port": REDIS_PORT, "db": 0, "passwo
 WS4REDIS_EXPIRE = 0  # no kept messages: S7 measures live fan-out
 WS4REDIS_HEARTBEAT = None
 
+if os.environ.get("SCALE_HANDSHAKE_CONCURRENCY"):  # 0: each handshake's Django part in its own request greenlet
+    WS4REDIS_HANDSHAKE_CONCURRENCY = int(os.environ["SCALE_HANDSHAKE_CONCURRENCY"])
+
 if os.environ.get("SCALE_PING_INTERVAL"):
     WS4REDIS_PING_INTERVAL = float(os.environ["SCALE_PING_INTERVAL"])
     WS4REDIS_WAKE_INTERVAL = WS4REDIS_PING_INTERVAL / 2
