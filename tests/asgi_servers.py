@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from tests.servers import ROOT, Process, RedisServer, children_or_self, free_port, wait_for_port
+from tests.servers import ROOT, Process, RedisServer, children_or_self, free_port, stop_all, wait_for_port
 
 __all__ = ["ASGI_SERVERS", "AsgiServer", "asgi_servers_fixture", "command"]
 
@@ -90,5 +90,5 @@ def asgi_servers_fixture(
         return _started[key]
 
     yield start
-    while _started:
-        _started.popitem()[1].stop()
+    stop_all(_started.values())
+    _started.clear()

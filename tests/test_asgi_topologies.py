@@ -9,6 +9,7 @@ receiving, a v2 client without a gap, and a socket opened after the failover wor
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 from collections.abc import Iterator
@@ -29,9 +30,21 @@ from ws4redis.redis_store import get_connection, reset_pool
 HISTORY = {"hist": {"size": 1000, "ttl": 600}}
 
 
-def _start(overrides: dict[str, Any]) -> AsgiServer:
-    return AsgiServer("uvicorn", overrides={"WS4REDIS_POLICY": "permissive", "WS4REDIS_EXPIRE": 60,
-                                            "WS4REDIS_HISTORY": HISTORY, **overrides})
+@contextlib.contextmanager
+def _serving(setting: dict[str, Any]) -> Iterator[AsgiServer]:
+    """uvicorn on this Redis topology (a user's connection quota too), with this process's publisher on the same one;
+    the server is stopped and the publisher's pool forgotten after."""
+    server = AsgiServer("uvicorn", overrides={
+        "WS4REDIS_POLICY": "permissive", "WS4REDIS_EXPIRE": 60, "WS4REDIS_HISTORY": HISTORY,
+        "WS4REDIS_CONNECTION": setting, "WS4REDIS_MAX_CONNECTIONS_PER_USER": 5,
+    })
+    try:
+        with override_settings(WS4REDIS_CONNECTION=setting, WS4REDIS_HISTORY=HISTORY, WS4REDIS_EXPIRE=60):
+            reset_pool()
+            yield server
+    finally:
+        server.stop()
+        reset_pool()
 
 
 def streamed(client: V2Client) -> list[str]:
@@ -56,14 +69,8 @@ def test_sockets_follow_the_master_through_a_sentinel_failover(
     group: SentinelGroup, django_db_setup: Any, django_db_blocker: Any, people: People,
 ) -> None:
     setting = {"sentinels": group.addresses, "service_name": group.service, "db": 0}
-    server = _start({"WS4REDIS_CONNECTION": setting, "WS4REDIS_MAX_CONNECTIONS_PER_USER": 5})
-    try:
-        with override_settings(WS4REDIS_CONNECTION=setting, WS4REDIS_HISTORY=HISTORY, WS4REDIS_EXPIRE=60):
-            reset_pool()
-            _failover(group, server, people)
-    finally:
-        server.stop()
-        reset_pool()
+    with _serving(setting) as server:
+        _failover(group, server, people)
 
 
 def _failover(group: SentinelGroup, server: AsgiServer, people: People) -> None:
@@ -130,14 +137,8 @@ def test_sharded_pub_sub_through_a_cluster_and_a_shard_failover(
     cluster: ClusterNodes, django_db_setup: Any, django_db_blocker: Any, people: People,
 ) -> None:
     setting = {"cluster_nodes": cluster.startup_nodes[:3]}
-    server = _start({"WS4REDIS_CONNECTION": setting, "WS4REDIS_MAX_CONNECTIONS_PER_USER": 5})
-    try:
-        with override_settings(WS4REDIS_CONNECTION=setting, WS4REDIS_HISTORY=HISTORY, WS4REDIS_EXPIRE=60):
-            reset_pool()
-            _sharded(cluster, server, people)
-    finally:
-        server.stop()
-        reset_pool()
+    with _serving(setting) as server:
+        _sharded(cluster, server, people)
 
 
 def _sharded(cluster: ClusterNodes, server: AsgiServer, people: People) -> None:

@@ -22,15 +22,24 @@ import pytest
 from tests.gevent_servers import GeventServer
 from tests.servers import RedisServer, raw_upgrade
 
+# Silence of 1.5 s is pinged; every socket has a turn each second: with one timer per socket, sockets opened together
+# are all pinged on their second turn, together.
+_INTERVALS = {"WS4REDIS_PING_INTERVAL": 1.5, "WS4REDIS_PING_TIMEOUT": 10, "WS4REDIS_WAKE_INTERVAL": 1.0}
+
 
 @pytest.fixture
 def spread_server(redis_server: RedisServer, django_db_setup: Any, django_db_blocker: Any) -> Iterator[GeventServer]:
-    # Silence of 1.5 s is pinged; every socket has a turn each second: with one timer per socket, sockets opened
-    # together are all pinged on their second turn, together.
-    server = GeventServer(overrides={"WS4REDIS_PING_INTERVAL": 1.5, "WS4REDIS_PING_TIMEOUT": 10,
-                                     "WS4REDIS_WAKE_INTERVAL": 1.0}, with_django=False)
+    server = GeventServer(overrides=_INTERVALS, with_django=False)
     yield server
     server.stop()
+
+
+@pytest.fixture(params=["gevent", "uwsgi"])
+def parked_server(request: pytest.FixtureRequest) -> Any:
+    """The same intervals on both gevent runtimes: uWSGI's upgraded sockets are parked by the same transport."""
+    if request.param == "gevent":
+        return request.getfixturevalue("spread_server")
+    return request.getfixturevalue("uwsgi_factory")(_INTERVALS)
 
 
 def test_sockets_opened_together_are_pinged_spread_over_the_interval(spread_server: GeventServer) -> None:
@@ -105,11 +114,11 @@ def _parked_after_ping(port: int, path: str) -> socket.socket:
     pytest.param(bytes([0x88, 0x82]) + b"\0\0\0\0" + struct.pack("!H", 1000), id="a close in the same read"),
     pytest.param(bytes([0x88, 0x82, 1, 2]), id="the first bytes of a close"),
 ])
-def test_what_follows_a_pong_in_the_same_read_is_not_lost(spread_server: GeventServer, tail: bytes) -> None:
+def test_what_follows_a_pong_in_the_same_read_is_not_lost(parked_server: Any, tail: bytes) -> None:
     """The pong that answers a ping, glued to the start of the next frame: the pong is taken by the event loop, the
     rest must reach wsproto whole. Here the next frame is a close (completed by a second write when split): the
     server must answer it with 1000, as it does when the close comes alone."""
-    sock = _parked_after_ping(spread_server.port, "/ws/glued?subscribe-broadcast")
+    sock = _parked_after_ping(parked_server.port, "/ws/glued?subscribe-broadcast")
     try:
         sock.sendall(bytes([0x8A, 0x80]) + b"\0\0\0\0" + tail)
         if len(tail) == 4:
@@ -122,10 +131,10 @@ def test_what_follows_a_pong_in_the_same_read_is_not_lost(spread_server: GeventS
         sock.close()
 
 
-def test_a_malformed_pong_on_a_parked_socket_is_refused_by_wsproto(spread_server: GeventServer) -> None:
+def test_a_malformed_pong_on_a_parked_socket_is_refused_by_wsproto(parked_server: Any) -> None:
     """A "pong" with a reserved bit set (no extension was agreed) is not a pong: it goes to wsproto, which closes the
     websocket with 1002 (protocol error), as for any socket."""
-    sock = _parked_after_ping(spread_server.port, "/ws/badpong?subscribe-broadcast")
+    sock = _parked_after_ping(parked_server.port, "/ws/badpong?subscribe-broadcast")
     try:
         sock.sendall(bytes([0xCA, 0x80]) + b"\0\0\0\0")
         assert _read_close_code(sock) == 1002
